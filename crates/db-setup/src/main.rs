@@ -1,0 +1,42 @@
+//! `bin/db/setup`: creates the database of CONNECTION_URL, the course's `users` table and the two
+//! seed users, each only where missing, so that a re-run changes nothing.
+
+use clap::Parser;
+use ddb_core::{cli, pg};
+use std::process::ExitCode;
+
+/// Create the Postgres database, the course's users table and the seed users (yaya2devops,
+/// bayko) where they are missing. A re-run changes nothing.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Database URL
+    #[arg(long, env = pg::CONNECTION_ENV, default_value = pg::DEFAULT_URL, hide_env_values = true)]
+    connection_url: String,
+    /// Only check that the database and the users table are there; change nothing
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::main(1, async move {
+        let url = &args.connection_url;
+        if args.check {
+            let client = pg::connect(url).await?;
+            let n = pg::count_users(&client, url).await?;
+            println!("postgres {}: users table with {n} row(s)", pg::redact(url));
+            return Ok(());
+        }
+        let created = pg::ensure_database(url).await?;
+        let client = pg::connect(url).await?;
+        pg::setup(&client, url).await?;
+        println!(
+            "postgres {}: database {}, users table with {} row(s)",
+            pg::redact(url),
+            if created { "created" } else { "already there" },
+            pg::count_users(&client, url).await?
+        );
+        Ok(())
+    })
+}

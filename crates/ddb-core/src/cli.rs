@@ -1,0 +1,135 @@
+//! What every binary shares: the runtime, error printing and exit codes, the `prod` word,
+//! progress bars. Binaries stay thin: parse, call the library, print.
+
+use crate::target::{resolve, sdk_config, Service, Target, TargetArgs};
+use crate::{table, Ddb};
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::future::Future;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit code for a failure (bad input, missing server, refused request).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for bad usage (clap uses it too).
+pub const EXIT_USAGE: u8 = 2;
+
+/// An error that should exit with a specific code (usage errors found after parsing).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    /// The code.
+    pub code: u8,
+    /// What to print.
+    pub message: String,
+}
+
+/// A usage error (exit 2) with the given message.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    Exit { code: EXIT_USAGE, message: message.into() }.into()
+}
+
+/// Runs a binary's body: prints `error: ...` with the whole chain on failure and exits 1 (or the
+/// code of an [`Exit`]). A closed stdout (`| head`) ends quietly with 0.
+///
+/// One-shot scripts run on a current-thread runtime: they wait on the network, and starting
+/// worker threads would only add start-up time. `threads > 1` gives a multi-threaded runtime to
+/// the scripts that also do CPU work while they wait (seed, scan).
+pub fn main<F>(threads: usize, body: F) -> ExitCode
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    let rt = if threads > 1 {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    };
+    let result = match rt {
+        Ok(rt) => rt.block_on(body),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e.downcast_ref::<Exit>().map_or(EXIT_FAILURE, |x| x.code);
+            eprintln!("error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// Flags every DynamoDB script shares: the target and the table.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DdbArgs {
+    /// Where requests go.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Table name (for tests and for several stages)
+    #[arg(long, env = table::TABLE_ENV, default_value = table::TABLE_NAME, global = true)]
+    pub table: String,
+}
+
+impl DdbArgs {
+    /// Resolves the target, validates the table name and builds the client. Nothing is sent yet.
+    pub async fn connect(&self, prod: bool) -> anyhow::Result<Ddb> {
+        table::validate_table_name(&self.table)?;
+        let target = self.resolve(Service::DynamoDb, prod)?;
+        let config = sdk_config(&target, &self.target).await;
+        Ok(Ddb::new(&config, &target, &self.table))
+    }
+
+    /// The target of `service`, with a warning on stderr where it deserves one.
+    pub fn resolve(&self, service: Service, prod: bool) -> anyhow::Result<Target> {
+        resolve_target(&self.target, service, prod)
+    }
+}
+
+/// Resolves the target of `service` from the flags and the environment, warning on stderr about
+/// endpoints that are neither local nor AWS.
+pub fn resolve_target(args: &TargetArgs, service: Service, prod: bool) -> anyhow::Result<Target> {
+    let target = resolve(service, prod, args.endpoint_url.as_deref(), |k| std::env::var(k).ok())?;
+    if let Some(w) = crate::target::endpoint_warning(&target) {
+        eprintln!("{w}");
+    }
+    if prod && args.endpoint_url.is_none() {
+        for var in [service.endpoint_env(), "AWS_ENDPOINT_URL"] {
+            if std::env::var(var).is_ok_and(|v| !v.is_empty()) {
+                eprintln!("note: {var} is set; the AWS SDK sends prod requests there");
+            }
+        }
+    }
+    Ok(target)
+}
+
+/// A progress bar on stderr when stderr is a terminal and `quiet` is off; hidden otherwise
+/// (the library updates it either way, so it also counts).
+pub fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+    if !quiet && std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(5));
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {human_pos}/{human_len} items, {per_sec}, ETA {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+    }
+    bar
+}
+
+/// Asks the user to type `expected` to go on. False without a terminal (nothing is asked).
+pub fn confirm(prompt: &str, expected: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{prompt}");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).context("reading the confirmation")?;
+    Ok(answer.trim() == expected)
+}

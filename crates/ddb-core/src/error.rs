@@ -1,0 +1,184 @@
+//! The error type of the library. Every message says what went wrong and, where the user can do
+//! something about it, what to do next.
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use std::fmt::Display;
+
+/// What can go wrong in the toolkit, phrased for the person running the script.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The DynamoDB table is not there.
+    #[error("table {table} does not exist at {target}: run ./bin/ddb/schema-load first")]
+    TableMissing {
+        /// Table name.
+        table: String,
+        /// Where we looked.
+        target: String,
+    },
+    /// The table is there when it should not be.
+    #[error("table {table} already exists at {target}")]
+    TableExists {
+        /// Table name.
+        table: String,
+        /// Where it is.
+        target: String,
+    },
+    /// Nothing answered at the endpoint.
+    #[error("cannot reach {service} at {target} ({cause}){hint}")]
+    Unreachable {
+        /// DynamoDB, Cognito, ...
+        service: &'static str,
+        /// Endpoint or "AWS".
+        target: String,
+        /// The lowest-level cause.
+        cause: String,
+        /// What to do about it, with a leading separator.
+        hint: String,
+    },
+    /// Throttled for longer than we are willing to wait.
+    #[error("{service} kept throttling {op} for {secs} s; {done} items were written before giving up. Re-run to resume (the seed is idempotent), or lower --concurrency")]
+    GaveUp {
+        /// Service name.
+        service: &'static str,
+        /// Operation.
+        op: &'static str,
+        /// How long we tried.
+        secs: u64,
+        /// Progress before giving up.
+        done: u64,
+    },
+    /// Any other answer from an AWS service.
+    #[error("{service} {op} failed: {code}: {message}")]
+    Service {
+        /// Service name.
+        service: &'static str,
+        /// Operation.
+        op: &'static str,
+        /// Error code.
+        code: String,
+        /// Error message.
+        message: String,
+    },
+    /// Bad input from the user: a flag, a file, a name.
+    #[error("{0}")]
+    Input(String),
+    /// Postgres could not be reached or refused a statement.
+    #[error("postgres ({url}): {message}")]
+    Postgres {
+        /// The connection URL with any password redacted.
+        url: String,
+        /// What happened.
+        message: String,
+    },
+    /// A row in the table does not have the shape of SPEC.md.
+    #[error("item {key} is malformed: {problem}")]
+    BadItem {
+        /// The item's key, for finding it.
+        key: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// Result with the library's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where a call went, so that errors can name it.
+#[derive(Debug, Clone)]
+pub struct CallContext<'a> {
+    /// Service name for messages.
+    pub service: &'static str,
+    /// Operation name.
+    pub op: &'static str,
+    /// The endpoint, or "AWS".
+    pub target: &'a str,
+    /// The table the call was about, if any.
+    pub table: Option<&'a str>,
+}
+
+impl Error {
+    /// Turns an SDK error into one that tells the user what to do.
+    pub fn from_sdk<E, R>(err: SdkError<E, R>, ctx: &CallContext<'_>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        match &err {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+                let local = ctx.target.starts_with("http://localhost")
+                    || ctx.target.starts_with("http://127.");
+                let hint = if local && ctx.service == "DynamoDB" {
+                    ": start the local stack with ./bin/local/up, or pass prod for AWS".to_string()
+                } else if local {
+                    ": is the emulator running?".to_string()
+                } else {
+                    ": check the endpoint URL, your network and your AWS region".to_string()
+                };
+                Error::Unreachable {
+                    service: ctx.service,
+                    target: ctx.target.to_string(),
+                    cause: root_cause(&err),
+                    hint,
+                }
+            }
+            _ => {
+                let code = err.code().unwrap_or("Unknown").to_string();
+                if code == "ResourceNotFoundException" {
+                    if let Some(table) = ctx.table {
+                        return Error::TableMissing { table: table.into(), target: ctx.target.into() };
+                    }
+                }
+                if code == "ResourceInUseException" && ctx.op == "CreateTable" {
+                    if let Some(table) = ctx.table {
+                        return Error::TableExists { table: table.into(), target: ctx.target.into() };
+                    }
+                }
+                let message = err.message().map(str::to_string).unwrap_or_else(|| root_cause(&err));
+                Error::Service { service: ctx.service, op: ctx.op, code, message }
+            }
+        }
+    }
+
+    /// True for errors worth retrying after a pause (throttling, 5xx, lost connections).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unreachable { .. } => true,
+            Error::Service { code, .. } => is_transient_code(code),
+            _ => false,
+        }
+    }
+}
+
+/// Error codes that mean "try again later".
+pub fn is_transient_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "InternalServerError"
+            | "InternalFailure"
+            | "ServiceUnavailable"
+            | "TransactionInProgressException"
+            | "Unknown"
+    )
+}
+
+/// The innermost message of an error chain: "Connection refused" rather than "dispatch failure".
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur: &dyn std::error::Error = err;
+    let mut last = cur.to_string();
+    while let Some(next) = cur.source() {
+        cur = next;
+        let s = cur.to_string();
+        if !s.is_empty() {
+            last = s;
+        }
+    }
+    last
+}
+
+/// Shorthand for an input error.
+pub fn input(msg: impl Display) -> Error {
+    Error::Input(msg.to_string())
+}

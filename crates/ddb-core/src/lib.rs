@@ -1,0 +1,84 @@
+//! The shared library of the Cruddur DynamoDB toolkit, a Rust port of week 5 of the Cruddur
+//! bootcamp: the `cruddur-messages` table, its seed, its access patterns and the scripts around
+//! them. Every script in `bin/` is a thin binary over this crate.
+//!
+//! # Layout
+//!
+//! - [`target`]: where requests go (`prod`, `--endpoint-url`, the SDK's endpoint variables) and
+//!   the SDK configuration for it; the only place that decides.
+//! - [`table`]: the table's names, keys and index, defined once; create, describe, list, delete.
+//! - [`records`]: typed message and message-group rows, the timestamp format.
+//! - [`item_json`]: items as plain or typed JSON.
+//! - [`write`]: bulk writes with BatchWriteItem, retries and backoff.
+//! - [`seed`]: the course conversation, its validation, and the idempotent seed.
+//! - [`scan`]: the whole table as a stream, plain or parallel.
+//! - [`pg`]: Postgres `users`.
+//! - [`cli`]: what the binaries share: runtime, exit codes, progress, confirmation.
+//! - [`error`]: the error type; every message says what to do.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod error;
+pub mod item_json;
+pub mod pg;
+pub mod records;
+pub mod scan;
+pub mod seed;
+pub mod table;
+pub mod target;
+pub mod write;
+
+pub use error::{Error, Result};
+
+use aws_config::SdkConfig;
+use error::CallContext;
+use target::Target;
+
+/// A DynamoDB client bound to one table at one target: what every table operation takes.
+#[derive(Debug, Clone)]
+pub struct Ddb {
+    /// The SDK client.
+    pub client: aws_sdk_dynamodb::Client,
+    /// The table's name.
+    pub table: String,
+    /// Where the client sends requests (for messages).
+    pub target: Target,
+    label: String,
+}
+
+impl Ddb {
+    /// A client for `table` at `target`, configured by `config` (see [`target::sdk_config`]).
+    pub fn new(config: &SdkConfig, target: &Target, table: &str) -> Self {
+        let mut builder = aws_sdk_dynamodb::config::Builder::from(config);
+        if let Target::Endpoint(url) = target {
+            // Our resolution already decided; the SDK must not prefer its own variables.
+            builder = builder.endpoint_url(url);
+        }
+        Ddb {
+            client: aws_sdk_dynamodb::Client::from_conf(builder.build()),
+            table: table.to_string(),
+            target: target.clone(),
+            label: target.label(),
+        }
+    }
+
+    /// The same client for another table.
+    pub fn with_table(&self, table: &str) -> Self {
+        Ddb { table: table.to_string(), ..self.clone() }
+    }
+
+    /// Context for errors of operation `op` on the table.
+    pub fn ctx(&self, op: &'static str) -> CallContext<'_> {
+        CallContext { service: "DynamoDB", op, target: &self.label, table: Some(&self.table) }
+    }
+
+    /// Context for errors of an operation that is not about one table.
+    pub fn ctx_no_table(&self, op: &'static str) -> CallContext<'_> {
+        CallContext { service: "DynamoDB", op, target: &self.label, table: None }
+    }
+}
+
+/// The SDK's paginators as a `futures` stream, so that they compose (`select_all`, `map`).
+pub(crate) fn stream<T>(mut pages: aws_smithy_async::future::pagination_stream::PaginationStream<T>) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| pages.poll_next(cx))
+}

@@ -1,0 +1,255 @@
+//! Typed rows of the table and their conversions to and from DynamoDB items.
+//!
+//! All attributes are strings. Timestamps have one fixed format everywhere, ISO 8601 in UTC
+//! with microseconds and an explicit offset (`2026-11-24T08:27:06.123456+00:00`), so that string
+//! order is time order and every reader can parse what any writer wrote.
+
+use crate::error::{Error, Result};
+use crate::table::{GRP_PREFIX, MSG_PREFIX, PK, SK};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+use std::collections::HashMap;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+use uuid::Uuid;
+
+/// A DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB's maximum item size.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// Formats a timestamp the one way the table stores it.
+pub fn format_ts(t: OffsetDateTime) -> String {
+    let fmt = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00"
+    );
+    t.to_offset(UtcOffset::UTC).format(&fmt).expect("a UTC timestamp formats")
+}
+
+/// Parses a stored timestamp (any RFC 3339 text with an offset).
+pub fn parse_ts(s: &str) -> Result<OffsetDateTime, time::error::Parse> {
+    OffsetDateTime::parse(s, &Rfc3339)
+}
+
+/// The current time, truncated to the microseconds that the table keeps.
+pub fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000).expect("valid nanosecond")
+}
+
+/// One message: `pk = MSG#{message_group_uuid}`, `sk = created_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageRow {
+    /// The conversation it belongs to.
+    pub message_group_uuid: Uuid,
+    /// When it was sent (the sort key).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Its own id.
+    pub message_uuid: Uuid,
+    /// The text.
+    pub message: String,
+    /// The sender.
+    pub user_uuid: Uuid,
+    /// The sender's display name.
+    pub user_display_name: String,
+    /// The sender's handle.
+    pub user_handle: String,
+}
+
+/// One member's view of a conversation: `pk = GRP#{owner_uuid}`, `sk = last_message_at`; the
+/// `user_*` attributes describe the OTHER member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageGroupRow {
+    /// The member whose inbox this row is in.
+    pub owner_uuid: Uuid,
+    /// Time of the newest message (the sort key).
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_message_at: OffsetDateTime,
+    /// The conversation.
+    pub message_group_uuid: Uuid,
+    /// Text of the newest message.
+    pub message: String,
+    /// The other member.
+    pub user_uuid: Uuid,
+    /// The other member's display name.
+    pub user_display_name: String,
+    /// The other member's handle.
+    pub user_handle: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// Reads string attributes of an item, naming the item in errors.
+struct Reader<'a> {
+    item: &'a Item,
+}
+
+impl Reader<'_> {
+    fn key(&self) -> String {
+        let get = |k| self.item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("?");
+        format!("({}, {})", get(PK), get(SK))
+    }
+    fn bad(&self, problem: String) -> Error {
+        Error::BadItem { key: self.key(), problem }
+    }
+    fn str(&self, name: &str) -> Result<&str> {
+        match self.item.get(name) {
+            Some(AttributeValue::S(v)) => Ok(v),
+            Some(_) => Err(self.bad(format!("attribute {name} is not a string"))),
+            None => Err(self.bad(format!("attribute {name} is missing"))),
+        }
+    }
+    fn uuid(&self, name: &str) -> Result<Uuid> {
+        self.uuid_in(name, self.str(name)?)
+    }
+    fn uuid_in(&self, name: &str, v: &str) -> Result<Uuid> {
+        Uuid::parse_str(v).map_err(|e| self.bad(format!("{name} {v:?} is not a uuid: {e}")))
+    }
+    fn ts(&self, name: &str) -> Result<OffsetDateTime> {
+        let v = self.str(name)?;
+        parse_ts(v).map_err(|e| self.bad(format!("{name} {v:?} is not an RFC 3339 timestamp: {e}")))
+    }
+    fn prefixed(&self, prefix: &str) -> Result<Uuid> {
+        let pk = self.str(PK)?;
+        let rest = pk.strip_prefix(prefix).ok_or_else(|| self.bad(format!("pk does not start with {prefix}")))?;
+        self.uuid_in(PK, rest)
+    }
+}
+
+impl MessageRow {
+    /// The partition key of a conversation's messages.
+    pub fn pk_of(group: Uuid) -> String {
+        format!("{MSG_PREFIX}{group}")
+    }
+
+    /// The item as stored.
+    pub fn to_item(&self) -> Item {
+        HashMap::from([
+            (PK.into(), s(Self::pk_of(self.message_group_uuid))),
+            (SK.into(), s(format_ts(self.created_at))),
+            ("message_uuid".into(), s(self.message_uuid.to_string())),
+            ("message".into(), s(self.message.clone())),
+            ("user_uuid".into(), s(self.user_uuid.to_string())),
+            ("user_display_name".into(), s(self.user_display_name.clone())),
+            ("user_handle".into(), s(self.user_handle.clone())),
+        ])
+    }
+
+    /// Reads a stored message row.
+    pub fn from_item(item: &Item) -> Result<Self> {
+        let r = Reader { item };
+        Ok(MessageRow {
+            message_group_uuid: r.prefixed(MSG_PREFIX)?,
+            created_at: r.ts(SK)?,
+            message_uuid: r.uuid("message_uuid")?,
+            message: r.str("message")?.to_string(),
+            user_uuid: r.uuid("user_uuid")?,
+            user_display_name: r.str("user_display_name")?.to_string(),
+            user_handle: r.str("user_handle")?.to_string(),
+        })
+    }
+}
+
+impl MessageGroupRow {
+    /// The partition key of a user's conversations.
+    pub fn pk_of(owner: Uuid) -> String {
+        format!("{GRP_PREFIX}{owner}")
+    }
+
+    /// The item as stored.
+    pub fn to_item(&self) -> Item {
+        HashMap::from([
+            (PK.into(), s(Self::pk_of(self.owner_uuid))),
+            (SK.into(), s(format_ts(self.last_message_at))),
+            ("message_group_uuid".into(), s(self.message_group_uuid.to_string())),
+            ("message".into(), s(self.message.clone())),
+            ("user_uuid".into(), s(self.user_uuid.to_string())),
+            ("user_display_name".into(), s(self.user_display_name.clone())),
+            ("user_handle".into(), s(self.user_handle.clone())),
+        ])
+    }
+
+    /// Reads a stored message-group row.
+    pub fn from_item(item: &Item) -> Result<Self> {
+        let r = Reader { item };
+        Ok(MessageGroupRow {
+            owner_uuid: r.prefixed(GRP_PREFIX)?,
+            last_message_at: r.ts(SK)?,
+            message_group_uuid: r.uuid("message_group_uuid")?,
+            message: r.str("message")?.to_string(),
+            user_uuid: r.uuid("user_uuid")?,
+            user_display_name: r.str("user_display_name")?.to_string(),
+            user_handle: r.str("user_handle")?.to_string(),
+        })
+    }
+}
+
+/// DynamoDB's size of an item: attribute names plus values (strings only, as in this table).
+pub fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(0))
+        .sum()
+}
+
+/// The primary key of an item, for deletes.
+pub fn key_of(item: &Item) -> Item {
+    item.iter().filter(|(k, _)| *k == PK || *k == SK).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn timestamps_have_one_format_and_sort_as_time() {
+        let a = datetime!(2026-01-01 00:00:00 UTC);
+        assert_eq!(format_ts(a), "2026-01-01T00:00:00.000000+00:00");
+        let b = datetime!(2026-01-01 00:00:00.5 +02:00);
+        assert_eq!(format_ts(b), "2025-12-31T22:00:00.500000+00:00");
+        assert!(format_ts(b) < format_ts(a));
+        assert_eq!(parse_ts(&format_ts(b)).unwrap(), b);
+    }
+
+    #[test]
+    fn rows_round_trip() {
+        let m = MessageRow {
+            message_group_uuid: Uuid::new_v4(),
+            created_at: now(),
+            message_uuid: Uuid::new_v4(),
+            message: "hi".into(),
+            user_uuid: Uuid::new_v4(),
+            user_display_name: "Andrew Bayko".into(),
+            user_handle: "bayko".into(),
+        };
+        let item = m.to_item();
+        assert_eq!(item["pk"].as_s().unwrap(), &format!("MSG#{}", m.message_group_uuid));
+        assert_eq!(MessageRow::from_item(&item).unwrap(), m);
+        let g = MessageGroupRow {
+            owner_uuid: Uuid::new_v4(),
+            last_message_at: now(),
+            message_group_uuid: Uuid::new_v4(),
+            message: "x".into(),
+            user_uuid: Uuid::new_v4(),
+            user_display_name: "Y".into(),
+            user_handle: "y".into(),
+        };
+        assert_eq!(MessageGroupRow::from_item(&g.to_item()).unwrap(), g);
+        assert_eq!(key_of(&g.to_item()).len(), 2);
+    }
+
+    #[test]
+    fn malformed_items_name_the_problem() {
+        let mut item = HashMap::from([("pk".to_string(), s("MSG#nope")), ("sk".to_string(), s("x"))]);
+        let err = MessageRow::from_item(&item).unwrap_err().to_string();
+        assert!(err.contains("(MSG#nope, x)") && err.contains("not a uuid"), "{err}");
+        item.insert("pk".into(), s(format!("MSG#{}", Uuid::nil())));
+        let err = MessageRow::from_item(&item).unwrap_err().to_string();
+        assert!(err.contains("RFC 3339"), "{err}");
+    }
+}

@@ -1,0 +1,262 @@
+//! Where requests go, decided in one place, and the clients built for it.
+//!
+//! The course switches between DynamoDB Local and AWS with the word `prod` as the script's
+//! argument. We keep that, and add the SDK's own endpoint variables and `--endpoint-url`:
+//!
+//! 1. `--endpoint-url URL` always wins;
+//! 2. `prod` means real AWS through the SDK's normal chain (credentials, region, profile);
+//! 3. otherwise the service's variable (`AWS_ENDPOINT_URL_DYNAMODB`,
+//!    `AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER`), then `AWS_ENDPOINT_URL`;
+//! 4. otherwise DynamoDB goes to `http://localhost:8000` and Cognito to AWS.
+//!
+//! Endpoint targets need no credentials or config files: dummy keys and a default region are used
+//! unless the user sets their own.
+
+use crate::error::{input, Result};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use std::time::Duration;
+
+/// The endpoint the course's scripts use for DynamoDB Local.
+pub const LOCAL_ENDPOINT: &str = "http://localhost:8000";
+/// Region used for endpoint targets when none is configured.
+pub const DEFAULT_LOCAL_REGION: &str = "us-east-1";
+
+/// The AWS services the toolkit talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// DynamoDB (tables, items).
+    DynamoDb,
+    /// Cognito user pools.
+    Cognito,
+}
+
+impl Service {
+    /// The SDK's service-specific endpoint variable.
+    pub fn endpoint_env(self) -> &'static str {
+        match self {
+            Service::DynamoDb => "AWS_ENDPOINT_URL_DYNAMODB",
+            Service::Cognito => "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
+        }
+    }
+
+    /// Human name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::DynamoDb => "DynamoDB",
+            Service::Cognito => "Cognito",
+        }
+    }
+}
+
+/// Command-line flags shared by every script that talks to AWS or an emulator.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TargetArgs {
+    /// Send requests to this endpoint (default: http://localhost:8000, or AWS with `prod`).
+    /// Overrides AWS_ENDPOINT_URL and the service's own endpoint variable.
+    #[arg(long, value_name = "URL", global = true)]
+    pub endpoint_url: Option<String>,
+    /// AWS region (default: the AWS config chain under prod, else AWS_REGION or us-east-1)
+    #[arg(long, value_name = "REGION", global = true)]
+    pub region: Option<String>,
+    /// Named profile from your AWS config files (used with prod)
+    #[arg(long, value_name = "NAME", global = true)]
+    pub profile: Option<String>,
+}
+
+/// Where one service's requests go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A fixed endpoint: DynamoDB Local, moto, or anything the user named.
+    Endpoint(String),
+    /// Real AWS, through the SDK's normal chain.
+    Aws,
+}
+
+impl Target {
+    /// Short text for messages: the endpoint, or "AWS".
+    pub fn label(&self) -> String {
+        match self {
+            Target::Endpoint(url) => url.clone(),
+            Target::Aws => "AWS".to_string(),
+        }
+    }
+
+    /// True when the target is real AWS.
+    pub fn is_aws(&self) -> bool {
+        matches!(self, Target::Aws)
+    }
+}
+
+/// Decides the target of `service` from the `prod` word, the `--endpoint-url` flag and the
+/// environment (passed in, so that tests need not touch the process environment).
+pub fn resolve(
+    service: Service,
+    prod: bool,
+    endpoint_flag: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Target> {
+    let nonempty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    if let Some(url) = endpoint_flag {
+        return Ok(Target::Endpoint(check_endpoint(url, "--endpoint-url")?));
+    }
+    if prod {
+        return Ok(Target::Aws);
+    }
+    for var in [service.endpoint_env(), "AWS_ENDPOINT_URL"] {
+        if let Some(url) = nonempty(var) {
+            return Ok(Target::Endpoint(check_endpoint(&url, var)?));
+        }
+    }
+    Ok(match service {
+        Service::DynamoDb => Target::Endpoint(LOCAL_ENDPOINT.to_string()),
+        Service::Cognito => Target::Aws,
+    })
+}
+
+/// Checks that an endpoint is an http(s) URL with a host; returns it without a trailing slash.
+pub fn check_endpoint(url: &str, origin: &str) -> Result<String> {
+    let parsed = url::Url::parse(url.trim())
+        .map_err(|e| input(format!("malformed endpoint URL {url:?} (from {origin}): {e}; expected something like http://localhost:8000")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(input(format!(
+            "malformed endpoint URL {url:?} (from {origin}): expected http:// or https:// and a host, like http://localhost:8000"
+        )));
+    }
+    Ok(url.trim().trim_end_matches('/').to_string())
+}
+
+/// True for loopback endpoints, where the local stack lives.
+pub fn is_local(url: &str) -> bool {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]" || h == "::1")
+}
+
+/// A warning for endpoints that are neither local nor AWS: requests, and with them any real
+/// credentials' signatures, go to a third party.
+pub fn endpoint_warning(target: &Target) -> Option<String> {
+    let Target::Endpoint(url) = target else { return None };
+    let host = url::Url::parse(url).ok()?.host_str()?.to_string();
+    if is_local(url) || host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn") {
+        return None;
+    }
+    Some(format!("warning: endpoint {url} is neither local nor AWS; requests go there"))
+}
+
+/// An SDK configuration for `target`, shared by all service clients of one run.
+pub async fn sdk_config(target: &Target, args: &TargetArgs) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    match target {
+        Target::Endpoint(url) => {
+            let region = args
+                .region
+                .clone()
+                .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
+                .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok().filter(|r| !r.is_empty()))
+                .unwrap_or_else(|| DEFAULT_LOCAL_REGION.to_string());
+            loader = loader.endpoint_url(url).region(Region::new(region));
+            // Emulators accept any keys. Real ones from the environment are used when present,
+            // so that a user pointing --endpoint-url at an AWS VPC endpoint still signs properly.
+            if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && args.profile.is_none() {
+                loader = loader.test_credentials();
+            }
+            loader = loader
+                // Few, quick retries locally: an absent server must be reported within seconds.
+                .retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(50)))
+                .timeout_config(
+                    TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_secs(2))
+                        .operation_attempt_timeout(Duration::from_secs(60))
+                        .build(),
+                );
+        }
+        Target::Aws => {
+            if let Some(region) = &args.region {
+                loader = loader.region(Region::new(region.clone()));
+            }
+            // Adaptive retries pace the client down when AWS throttles, instead of failing.
+            loader = loader
+                .retry_config(RetryConfig::adaptive().with_max_attempts(10))
+                .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).build());
+        }
+    }
+    if let Some(profile) = &args.profile {
+        loader = loader.profile_name(profile);
+    }
+    loader.load().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn default_is_dynamodb_local() {
+        let t = resolve(Service::DynamoDb, false, None, env_of(&[])).unwrap();
+        assert_eq!(t, Target::Endpoint("http://localhost:8000".into()));
+    }
+
+    #[test]
+    fn prod_means_aws() {
+        assert_eq!(resolve(Service::DynamoDb, true, None, env_of(&[])).unwrap(), Target::Aws);
+        // A local endpoint variable left in the shell does not turn prod into local.
+        let env = env_of(&[("AWS_ENDPOINT_URL", "http://localhost:9")]);
+        assert_eq!(resolve(Service::DynamoDb, true, None, env).unwrap(), Target::Aws);
+    }
+
+    #[test]
+    fn flag_beats_everything() {
+        let env = env_of(&[("AWS_ENDPOINT_URL", "http://a:1"), ("AWS_ENDPOINT_URL_DYNAMODB", "http://b:2")]);
+        let t = resolve(Service::DynamoDb, true, Some("http://c:3/"), env).unwrap();
+        assert_eq!(t, Target::Endpoint("http://c:3".into()));
+    }
+
+    #[test]
+    fn service_variable_beats_generic_one() {
+        let env = env_of(&[("AWS_ENDPOINT_URL", "http://a:1"), ("AWS_ENDPOINT_URL_DYNAMODB", "http://b:2")]);
+        assert_eq!(resolve(Service::DynamoDb, false, None, &env).unwrap(), Target::Endpoint("http://b:2".into()));
+        // The DynamoDB variable is not Cognito's.
+        assert_eq!(resolve(Service::Cognito, false, None, &env).unwrap(), Target::Endpoint("http://a:1".into()));
+    }
+
+    #[test]
+    fn generic_variable_and_empty_values() {
+        let env = env_of(&[("AWS_ENDPOINT_URL", "http://a:1"), ("AWS_ENDPOINT_URL_DYNAMODB", "")]);
+        assert_eq!(resolve(Service::DynamoDb, false, None, env).unwrap(), Target::Endpoint("http://a:1".into()));
+    }
+
+    #[test]
+    fn cognito_defaults_to_aws() {
+        assert_eq!(resolve(Service::Cognito, false, None, env_of(&[])).unwrap(), Target::Aws);
+        let env = env_of(&[("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", "http://127.0.0.1:5000")]);
+        assert_eq!(resolve(Service::Cognito, false, None, env).unwrap(), Target::Endpoint("http://127.0.0.1:5000".into()));
+    }
+
+    #[test]
+    fn malformed_endpoints_are_input_errors() {
+        for bad in ["localhost:8000", "ftp://x", "http://", "not a url", ""] {
+            let err = resolve(Service::DynamoDb, false, Some(bad), env_of(&[])).unwrap_err();
+            assert!(err.to_string().contains("malformed endpoint URL"), "{bad}: {err}");
+        }
+        let err = resolve(Service::DynamoDb, false, None, env_of(&[("AWS_ENDPOINT_URL", "nope")])).unwrap_err();
+        assert!(err.to_string().contains("AWS_ENDPOINT_URL"), "{err}");
+    }
+
+    #[test]
+    fn warns_only_for_third_party_endpoints() {
+        assert!(endpoint_warning(&Target::Endpoint("http://localhost:8000".into())).is_none());
+        assert!(endpoint_warning(&Target::Endpoint("http://127.0.0.1:8000".into())).is_none());
+        assert!(endpoint_warning(&Target::Endpoint("https://dynamodb.eu-west-1.amazonaws.com".into())).is_none());
+        assert!(endpoint_warning(&Target::Aws).is_none());
+        assert!(endpoint_warning(&Target::Endpoint("http://evil.example:80".into())).is_some());
+    }
+}

@@ -1,0 +1,50 @@
+//! `bin/ddb/drop TABLE [prod]`: deletes a table and waits until it is gone. Against AWS it asks
+//! first: `--yes`, or the table's name typed at the prompt.
+
+use clap::Parser;
+use ddb_core::cli::{self, DdbArgs};
+use ddb_core::table;
+use ddb_core::target::TargetArgs;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Delete a DynamoDB table and wait until it is gone. With prod, it asks for confirmation.
+#[derive(Parser)]
+#[command(version, after_help = "Example: ./bin/ddb/drop cruddur-messages prod")]
+struct Args {
+    /// The table to delete
+    #[arg(value_name = "TABLE_NAME")]
+    table: Option<String>,
+    /// `prod` for real AWS; default: DynamoDB Local
+    #[arg(value_name = "prod", value_parser = ["prod"])]
+    prod: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Delete from AWS without asking
+    #[arg(long, short = 'y')]
+    yes: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let Some(name) = args.table.clone() else {
+        // The course's words, on stdout as its `echo` did.
+        println!("No TABLE_NAME argument supplied eg ./bin/ddb/drop cruddur-messages prod ");
+        return ExitCode::from(cli::EXIT_FAILURE);
+    };
+    cli::main(1, async move {
+        let prod = args.prod.is_some();
+        table::validate_table_name(&name)?;
+        if prod && !args.yes {
+            let prompt = format!("This deletes table {name} and all its items from AWS. Type its name to go on: ");
+            if !cli::confirm(&prompt, &name)? {
+                anyhow::bail!("not deleting {name} from AWS: pass --yes, or run in a terminal and type the table name when asked");
+            }
+        }
+        let ddb = DdbArgs { target: args.target, table: name.clone() }.connect(prod).await?;
+        println!("deleting table: {name}");
+        table::delete(&ddb, Duration::from_secs(300)).await?;
+        println!("deleted table {name} at {}", ddb.target.label());
+        Ok(())
+    })
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real binaries against DynamoDB Local and Postgres, both real, started
+//! or created by the tests themselves.
+//!
+//! - `tables`: schema-load, list-tables, drop, scan; unreachable endpoints and usage errors.
+//! - `seed`: the course seed, bad inputs, re-runs, crashes and scale mode.
+//! - `files`: docker-compose.yml, .gitpod.yml and the bin/ shims stay valid.
+
+mod files;
+mod seed;
+mod tables;

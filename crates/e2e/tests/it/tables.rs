@@ -1,0 +1,226 @@
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamViewType,
+};
+use e2e::*;
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+#[test]
+fn schema_load_creates_exactly_the_spec_table_and_leaves_it_alone_after() {
+    let t = TestTable::create(DynamoLocal::shared(), "schema");
+    let d = block_on(t.client().describe_table().table_name(&t.name).send()).unwrap().table.unwrap();
+    assert_eq!(d.table_status().unwrap().as_str(), "ACTIVE");
+    let keys: Vec<_> = d.key_schema().iter().map(|k| (k.attribute_name(), k.key_type().as_str())).collect();
+    assert_eq!(keys, [("pk", "HASH"), ("sk", "RANGE")]);
+    let mut attrs: Vec<_> =
+        d.attribute_definitions().iter().map(|a| (a.attribute_name(), a.attribute_type().as_str())).collect();
+    attrs.sort();
+    assert_eq!(attrs, [("message_group_uuid", "S"), ("pk", "S"), ("sk", "S")]);
+    let gsis = d.global_secondary_indexes();
+    assert_eq!(gsis.len(), 1);
+    let g = &gsis[0];
+    assert_eq!(g.index_name(), Some("message-group-sk-index"));
+    let gkeys: Vec<_> = g.key_schema().iter().map(|k| (k.attribute_name(), k.key_type().as_str())).collect();
+    assert_eq!(gkeys, [("message_group_uuid", "HASH"), ("sk", "RANGE")]);
+    assert_eq!(g.projection().unwrap().projection_type().unwrap().as_str(), "ALL");
+    let gt = g.provisioned_throughput().unwrap();
+    assert_eq!((gt.read_capacity_units(), gt.write_capacity_units()), (Some(5), Some(5)));
+    let pt = d.provisioned_throughput().unwrap();
+    assert_eq!((pt.read_capacity_units(), pt.write_capacity_units()), (Some(5), Some(5)));
+    let stream = d.stream_specification().unwrap();
+    assert!(stream.stream_enabled());
+    assert_eq!(stream.stream_view_type(), Some(&StreamViewType::NewImage));
+    assert!(d.latest_stream_arn().is_some());
+
+    // A second run: says so, exits 0, changes nothing.
+    let created = d.creation_date_time().cloned();
+    let again = t.run("schema-load", &[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("already exists"), "{}", stdout(&again));
+    let d2 = block_on(t.client().describe_table().table_name(&t.name).send()).unwrap().table.unwrap();
+    assert_eq!(d2.creation_date_time().cloned(), created);
+}
+
+#[test]
+fn schema_load_json_and_on_demand() {
+    let server = DynamoLocal::shared();
+    let t = TestTable::missing(server);
+    let out = t.run("schema-load", &["--on-demand", "--output", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json output");
+    assert_eq!(v["TableName"], t.name.as_str());
+    assert_eq!(v["BillingModeSummary"]["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(v["GlobalSecondaryIndexes"][0]["IndexName"], "message-group-sk-index");
+    assert_eq!(v["StreamSpecification"]["StreamViewType"], "NEW_IMAGE");
+}
+
+#[test]
+fn list_tables_shows_every_page() {
+    let server = DynamoLocal::start();
+    let ddb = server.ddb("unused");
+    let names: Vec<String> = (0..120).map(|i| format!("list-{i:03}")).collect();
+    block_on(async {
+        for n in &names {
+            ddb.client
+                .create_table()
+                .table_name(n)
+                .attribute_definitions(
+                    AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap(),
+                )
+                .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+                .billing_mode(BillingMode::PayPerRequest)
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let t = TestTable::missing(&server);
+    let table = t.run("list-tables", &[]);
+    assert!(table.status.success(), "{}", stderr(&table));
+    let text = stdout(&table);
+    let shown: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix('|')?.strip_suffix('|')).map(str::trim).collect();
+    assert_eq!(shown[0], "ListTables");
+    assert_eq!(&shown[1..], names.iter().map(String::as_str).collect::<Vec<_>>().as_slice());
+
+    let json = t.run("list-tables", &["--output", "json"]);
+    let listed: Vec<String> = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(listed, names);
+    let text = t.run("list-tables", &["--output", "text"]);
+    assert_eq!(stdout(&text).lines().count(), 120);
+}
+
+#[test]
+fn scan_reads_every_page_plain_and_parallel() {
+    let server = DynamoLocal::start();
+    let t = TestTable::create(&server, "scan");
+    // 5,000 items of about 1 KB: about 5 MB, five times the 1 MB page.
+    let body = "x".repeat(1000);
+    let items = (0..5000).map(|i| {
+        let item = std::collections::HashMap::from([
+            ("pk".to_string(), aws_sdk_dynamodb::types::AttributeValue::S(format!("P#{}", i % 50))),
+            ("sk".to_string(), aws_sdk_dynamodb::types::AttributeValue::S(format!("{i:06}"))),
+            ("body".to_string(), aws_sdk_dynamodb::types::AttributeValue::S(body.clone())),
+        ]);
+        ddb_core::write::put(item)
+    });
+    let written = block_on(ddb_core::write::write_all(&t.ddb, items, Default::default(), &indicatif::ProgressBar::hidden())).unwrap();
+    assert_eq!(written, 5000);
+
+    for args in [&[][..], &["--segments", "4"][..]] {
+        let out = t.run("scan", args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut seen = HashSet::new();
+        for line in stdout(&out).lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["body"].as_str().unwrap().len(), 1000);
+            assert!(seen.insert(format!("{}|{}", v["pk"], v["sk"])), "duplicate item {line:.40}");
+        }
+        assert_eq!(seen.len(), 5000, "scan {args:?}");
+        assert!(stderr(&out).contains("5000 items"), "{}", stderr(&out));
+    }
+
+    let typed = t.run("scan", &["--limit", "3", "--output", "dynamodb-json"]);
+    let lines: Vec<serde_json::Value> = stdout(&typed).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0]["pk"]["S"].as_str().unwrap().starts_with("P#"));
+
+    // A reader that goes away (`| head -1`) ends the scan quietly.
+    let mut child = t.cmd("scan").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with('{'));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "closed pipe: {:?} {}", out.status, stderr(&out));
+    assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
+}
+
+#[test]
+fn drop_speaks_like_the_course_and_guards_prod() {
+    let server = DynamoLocal::shared();
+    let none = clean_cmd("drop").output().unwrap();
+    assert_eq!(none.status.code(), Some(1));
+    assert_eq!(stdout(&none), "No TABLE_NAME argument supplied eg ./bin/ddb/drop cruddur-messages prod \n");
+
+    let t = TestTable::create(server, "drop");
+    let out = t.cmd("drop").arg(&t.name).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with(&format!("deleting table: {}\n", t.name)));
+    assert!(block_on(t.client().describe_table().table_name(&t.name).send()).is_err(), "table still there");
+
+    let missing = t.cmd("drop").arg(&t.name).output().unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("does not exist"), "{}", stderr(&missing));
+
+    // prod without --yes and without a terminal: refused, and nothing is sent anywhere. The
+    // SDK would honour AWS_ENDPOINT_URL under prod, so point it at a listener and check that
+    // nobody knocked.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let trap = format!("http://{}", listener.local_addr().unwrap());
+    let refused = clean_cmd("drop")
+        .args(["cruddur-messages", "prod"])
+        .env("AWS_ENDPOINT_URL", &trap)
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "y")
+        .env("AWS_REGION", "us-east-1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("--yes"), "{}", stderr(&refused));
+    assert!(!stdout(&refused).contains("deleting"));
+    assert!(listener.accept().is_err(), "drop prod sent a request without confirmation");
+}
+
+#[test]
+fn nothing_listening_is_one_clear_line_within_seconds() {
+    let port = free_port();
+    for bin_name in ["list-tables", "schema-load", "scan"] {
+        let started = Instant::now();
+        let out = clean_cmd(bin_name).args(["--endpoint-url", &format!("http://127.0.0.1:{port}")]).output().unwrap();
+        let took = started.elapsed();
+        assert_eq!(out.status.code(), Some(1), "{bin_name}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{bin_name}: {err}");
+        assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("./bin/local/up"), "{bin_name}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(took < Duration::from_secs(5), "{bin_name} took {took:?}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for (bin_name, args) in [
+        ("list-tables", &["--frobnicate"][..]),
+        ("scan", &["--segments", "0"][..]),
+        ("schema-load", &["production"][..]),
+        ("drop", &["cruddur-messages", "staging"][..]),
+    ] {
+        let out = clean_cmd(bin_name).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bin_name} {args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("Usage"), "{}", stderr(&out));
+    }
+    for bin_name in ["schema-load", "list-tables", "drop", "scan", "seed", "db-setup"] {
+        let out = clean_cmd(bin_name).arg("--help").output().unwrap();
+        assert!(out.status.success() && stdout(&out).contains("Usage"), "{bin_name} --help");
+    }
+}
+
+#[test]
+fn bad_table_names_and_endpoints_are_refused_before_sending() {
+    for (args, want) in [
+        (vec!["--table", "a b"], "invalid table name"),
+        (vec!["--table", "ab"], "3 to 255"),
+        (vec!["--endpoint-url", "localhost:8000"], "malformed endpoint URL"),
+    ] {
+        let out = clean_cmd("scan").args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+    let long = "x".repeat(256);
+    let out = clean_cmd("schema-load").args(["--table", &long]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("has 256"), "{}", stderr(&out));
+}

@@ -1,0 +1,73 @@
+//! `bin/ddb/list-tables [prod]`: every table name, all pages, printed like
+//! `aws dynamodb list-tables --query TableNames --output table`.
+
+use clap::{Parser, ValueEnum};
+use ddb_core::cli::{self, DdbArgs};
+use ddb_core::table;
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, Default, ValueEnum)]
+enum Output {
+    /// A box, as the AWS CLI's `--output table`
+    #[default]
+    Table,
+    /// A JSON array of names
+    Json,
+    /// One name a line
+    Text,
+}
+
+/// List every DynamoDB table name (all pages, not just the first 100).
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// `prod` for real AWS; default: DynamoDB Local
+    #[arg(value_name = "prod", value_parser = ["prod"])]
+    prod: Option<String>,
+    #[command(flatten)]
+    ddb: DdbArgs,
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    output: Output,
+}
+
+/// The AWS CLI's table rendering of a list of strings under a title.
+fn boxed(title: &str, rows: &[String]) -> String {
+    let inner = rows.iter().map(|r| r.chars().count()).chain([title.len()]).max().unwrap_or(0) + 4;
+    let center = |s: &str| {
+        let pad = inner - s.chars().count();
+        format!("|{}{}{}|", " ".repeat(pad / 2), s, " ".repeat(pad - pad / 2))
+    };
+    let mut out = vec![format!("{}", "-".repeat(inner + 2)), center(title), format!("+{}+", "-".repeat(inner))];
+    if !rows.is_empty() {
+        out.extend(rows.iter().map(|r| center(r)));
+        out.push(format!("+{}+", "-".repeat(inner)));
+    }
+    out.join("\n")
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::main(1, async move {
+        let ddb = args.ddb.connect(args.prod.is_some()).await?;
+        let names = table::list(&ddb).await?;
+        match args.output {
+            Output::Table => println!("{}", boxed("ListTables", &names)),
+            Output::Json => println!("{}", serde_json::to_string_pretty(&names)?),
+            Output::Text => names.iter().for_each(|n| println!("{n}")),
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn box_like_the_aws_cli() {
+        let out = super::boxed("ListTables", &["cruddur-messages".to_string()]);
+        assert_eq!(
+            out,
+            "----------------------\n|     ListTables     |\n+--------------------+\n|  cruddur-messages  |\n+--------------------+"
+        );
+    }
+}

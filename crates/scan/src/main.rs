@@ -1,0 +1,50 @@
+//! `bin/ddb/scan [prod]`: every item of the table, all pages, one JSON object a line. Streams: memory
+//! stays flat whatever the table's size.
+
+use clap::Parser;
+use ddb_core::cli::{self, DdbArgs};
+use ddb_core::item_json::{item_to_json, ItemFormat};
+use ddb_core::scan;
+use futures::StreamExt;
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Print every item of the table (all pages, not only the first 1 MB), one JSON object a line;
+/// the item count goes to stderr at the end.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// `prod` for real AWS; default: DynamoDB Local
+    #[arg(value_name = "prod", value_parser = ["prod"])]
+    prod: Option<String>,
+    #[command(flatten)]
+    ddb: DdbArgs,
+    /// How items are printed
+    #[arg(long, value_enum, default_value_t)]
+    output: ItemFormat,
+    /// Stop after this many items
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// Read with this many parallel scan segments
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    segments: u32,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::main(1, async move {
+        let ddb = args.ddb.connect(args.prod.is_some()).await?;
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+        let mut items = scan::items(&ddb, args.segments);
+        let mut count = 0u64;
+        while args.limit.is_none_or(|l| count < l) {
+            let Some(item) = items.next().await else { break };
+            serde_json::to_writer(&mut out, &item_to_json(&item?, args.output))?;
+            out.write_all(b"\n")?;
+            count += 1;
+        }
+        out.flush()?;
+        eprintln!("{count} items");
+        Ok(())
+    })
+}

@@ -1,0 +1,139 @@
+//! `bin/ddb/seed [prod]`: the course's conversation between two users of Postgres, written into
+//! the table; validated completely before the first write, idempotent, and fast at any size.
+
+use clap::Parser;
+use ddb_core::cli::{self, DdbArgs};
+use ddb_core::seed::{self, Conversation, SeedPlan, SpeakerMap};
+use ddb_core::write::WriteOptions;
+use ddb_core::{pg, records, table};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Seed the table with the course's conversation between yaya2devops and bayko: two
+/// message-group rows and one message row per line. Everything is checked before the first write;
+/// a re-run replaces the earlier seed instead of adding to it.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// `prod` for real AWS (as in the course: ./bin/ddb/seed prod); default: DynamoDB Local
+    #[arg(value_name = "prod", value_parser = ["prod"])]
+    prod: Option<String>,
+    #[command(flatten)]
+    ddb: DdbArgs,
+    /// Conversation file of `Speaker: message` lines (default: the course's 24 lines)
+    #[arg(long, value_name = "FILE")]
+    conversation: Option<PathBuf>,
+    /// Map a speaker to a handle of the users table; repeatable; adds to or replaces the course's
+    /// map (Yaya2DevOps=yaya2devops, Fan123=bayko, Fan=bayko)
+    #[arg(long, value_name = "NAME=HANDLE")]
+    speaker: Vec<String>,
+    /// Write this many messages, cycling the conversation (scale mode)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    messages: Option<u64>,
+    /// Spread the messages over this many conversations between the two users
+    #[arg(long, value_name = "G", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    groups: u64,
+    /// BatchWriteItem calls in flight
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
+    concurrency: u64,
+    /// No progress bar
+    #[arg(long, short)]
+    quiet: bool,
+    /// Postgres URL of the users table
+    #[arg(long, env = pg::CONNECTION_ENV, default_value = pg::DEFAULT_URL, hide_env_values = true)]
+    connection_url: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::main(2, run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    // 1. Everything that needs no server: the conversation and the speakers.
+    let mut speakers = SpeakerMap::parse(seed::COURSE_SPEAKERS, "course-speakers.txt")?;
+    for s in &args.speaker {
+        speakers.add(s)?;
+    }
+    let (bytes, source) = match &args.conversation {
+        Some(path) => (
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read conversation file {}: {e}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (seed::COURSE_CONVERSATION.as_bytes().to_vec(), "course-conversation.txt".to_string()),
+    };
+    let conv = Conversation::parse(&bytes, &source, &speakers)?;
+    let [me, other] = conv.participants()?;
+
+    // 2. The users, from Postgres.
+    let url = &args.connection_url;
+    let db = pg::connect(url).await?;
+    let mut users = pg::users_by_handle(&db, url, &[me.clone(), other.clone()]).await?;
+    let mut take = |h: &str| {
+        users.remove(h).ok_or_else(|| {
+            let line = conv.lines.iter().find(|l| l.handle == h).map_or(0, |l| l.lineno);
+            anyhow::anyhow!("no user with handle {h} in database {} ({source}:{line}); add the user, or map the speaker to another handle with --speaker", pg::redact(url))
+        })
+    };
+    let (me, other) = (take(&me)?, take(&other)?);
+    let plan = SeedPlan::new(&conv, me, other, args.messages, args.groups, records::now())?;
+
+    // 3. The table must exist.
+    let ddb = args.ddb.connect(args.prod.is_some()).await?;
+    table::describe(&ddb).await?;
+
+    // 4. Write.
+    let bar = cli::progress_bar(plan.total_items(), args.quiet);
+    let phase = |name: &str, n: u64| {
+        bar.set_message(name.to_string());
+        bar.set_length(n);
+        bar.set_position(0);
+    };
+    let opts = WriteOptions { concurrency: args.concurrency as usize, ..WriteOptions::default() };
+    let watch = (!ddb.target.is_aws() && plan.total_items() >= 20_000).then(|| tokio::spawn(watch_rate(bar.clone())));
+    let result = seed::run(&ddb, &plan, opts, &bar, &phase).await;
+    if let Some(w) = watch {
+        w.abort();
+    }
+    bar.finish_and_clear();
+    let report = result.map_err(|e| {
+        anyhow::anyhow!("{e}\nthe seed stopped part-way; run it again to finish (it replaces the partial seed)")
+    })?;
+    let secs = started.elapsed().as_secs_f64();
+    if report.deleted > 0 {
+        println!("replaced the earlier seed ({} items)", report.deleted);
+    }
+    println!(
+        "seeded {} messages in {} conversation(s) between {} and {} into {} at {}: {} items written in {secs:.2} s ({:.0} items/s)",
+        plan.messages,
+        plan.groups,
+        plan.me.handle,
+        plan.other.handle,
+        ddb.table,
+        ddb.target.label(),
+        report.written,
+        report.written as f64 / secs
+    );
+    Ok(())
+}
+
+/// DynamoDB Local slows down for good once it holds many stream records (SPEC.md): say so, and
+/// how to reset it, when the rate collapses.
+async fn watch_rate(bar: indicatif::ProgressBar) {
+    let mut last = bar.position();
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let now = bar.position();
+        let rate = (now.saturating_sub(last)) / 10;
+        if now > 0 && rate < 300 {
+            eprintln!(
+                "note: DynamoDB Local is writing only {rate} items/s; it slows down for good once it holds many stream records. \
+                 ./bin/local/reset restarts it empty (then ./bin/ddb/schema-load and seed again)"
+            );
+            return;
+        }
+        last = now;
+    }
+}
