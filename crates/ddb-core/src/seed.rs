@@ -262,11 +262,13 @@ impl SeedPlan {
         }
     }
 
-    /// The two group rows of conversation `k`, one in each member's inbox.
+    /// The two group rows of conversation `k`, one in each member's inbox. A user's group rows
+    /// share a partition and are keyed by `last_message_at`, so conversation k is dated k
+    /// microseconds before the run's clock: same-time rows would overwrite each other.
     pub fn group_rows(&self, k: u64) -> [MessageGroupRow; 2] {
         let row = |owner: &User, other: &User| MessageGroupRow {
             owner_uuid: owner.uuid,
-            last_message_at: self.now,
+            last_message_at: self.now - time::Duration::microseconds(k as i64),
             message_group_uuid: group_uuid(k),
             message: FILLER_MESSAGE.to_string(),
             user_uuid: other.uuid,
@@ -416,12 +418,16 @@ mod tests {
         let [a, b] = plan.group_rows(0);
         assert_eq!((a.owner_uuid, a.user_uuid), (me.uuid, other.uuid));
         assert_eq!((b.owner_uuid, b.user_uuid), (other.uuid, me.uuid));
+        assert_eq!(a.last_message_at, now);
 
         let big = SeedPlan::new(&c, me, other, Some(1_000_000), 7, now).unwrap();
         let sks: Vec<String> = [0u64, 1, 2, 999_998, 999_999].iter().map(|i| sk_of(&big.message(*i))).collect();
         assert!(sks.windows(2).all(|w| w[0] < w[1]), "{sks:?}");
         assert!(big.message(999_999).created_at < now);
         assert!(is_seed_group(&big.message(5).message_group_uuid));
+        let keys: std::collections::HashSet<_> = (0..7).flat_map(|k| big.group_rows(k)).map(|g| (g.owner_uuid, g.last_message_at)).collect();
+        assert_eq!(keys.len(), 14, "group rows of one user must not share a key");
+        assert!(big.message(999_999).created_at < big.group_rows(6)[0].last_message_at);
         assert_ne!(big.message(5).message_uuid, big.message(12).message_uuid);
         assert!(SeedPlan::new(&c, user("a"), user("b"), Some(10), 11, now).is_err());
         assert!(SeedPlan::new(&c, user("a"), user("b"), Some(0), 1, now).is_err());

@@ -49,7 +49,7 @@ fn bin_shims_name_built_binaries_and_explain_when_missing() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if std::fs::read_to_string(&p).unwrap().contains("/release/") {
+            } else if std::fs::read_to_string(&p).unwrap().contains("exec \"$b\"") {
                 shims.push(p);
             }
         }

@@ -160,7 +160,7 @@ fn bad_inputs_write_nothing() {
 
     let cases: Vec<(&str, Vec<&str>, &str)> = vec![
         ("missing file", vec!["--conversation", "/nonexistent/conv.txt"], "cannot read conversation file /nonexistent/conv.txt"),
-        ("handle not in postgres", vec!["--speaker", "Fan=nobody"], "no user with handle nobody"),
+        ("handle not in postgres", vec!["--speaker", "Fan=nobody", "--speaker", "Fan123=nobody"], "no user with handle nobody"),
         ("bad speaker flag", vec!["--speaker", "Fan"], "NAME=handle"),
     ];
     for (what, args, want) in cases {
@@ -214,6 +214,7 @@ fn scale_mode_writes_exactly_n_plus_two() {
     let sks: HashSet<_> = msgs.iter().map(|m| m.created_at).collect();
     assert_eq!(sks.len(), 10_000, "timestamps are unique");
     assert!(msgs.iter().all(|m| m.created_at < groups[0].last_message_at));
+    assert_eq!(groups[0].last_message_at, groups[1].last_message_at, "the two rows of a conversation mirror each other");
 
     // Spread over groups, then fewer messages: the earlier, larger seed is replaced entirely.
     let out = seed(&t, &db, &["--messages", "300", "--groups", "3"]);
