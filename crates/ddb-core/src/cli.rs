@@ -82,10 +82,16 @@ pub struct DdbArgs {
 impl DdbArgs {
     /// Resolves the target, validates the table name and builds the client. Nothing is sent yet.
     pub async fn connect(&self, prod: bool) -> anyhow::Result<Ddb> {
+        Ok(self.connect_with_config(prod).await?.0)
+    }
+
+    /// [`DdbArgs::connect`], also returning the SDK configuration for clients of other services
+    /// at the same target (DynamoDB Streams).
+    pub async fn connect_with_config(&self, prod: bool) -> anyhow::Result<(Ddb, aws_config::SdkConfig)> {
         table::validate_table_name(&self.table)?;
         let target = self.resolve(Service::DynamoDb, prod)?;
         let config = sdk_config(&target, &self.target).await;
-        Ok(Ddb::new(&config, &target, &self.table))
+        Ok((Ddb::new(&config, &target, &self.table), config))
     }
 
     /// The target of `service`, with a warning on stderr where it deserves one.
@@ -136,4 +142,51 @@ pub fn confirm(prompt: &str, expected: &str) -> anyhow::Result<bool> {
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).context("reading the confirmation")?;
     Ok(answer.trim() == expected)
+}
+
+/// The Postgres flag of the scripts that read `users`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PgArgs {
+    /// Postgres URL of the users table
+    #[arg(long, env = crate::pg::CONNECTION_ENV, default_value = crate::pg::DEFAULT_URL, hide_env_values = true)]
+    pub connection_url: String,
+}
+
+impl PgArgs {
+    /// The users with these handles, in this order; an error names the first one missing.
+    pub async fn users(&self, handles: &[&str]) -> anyhow::Result<Vec<crate::pg::User>> {
+        let url = &self.connection_url;
+        let db = crate::pg::connect(url).await?;
+        let wanted: Vec<String> = handles.iter().map(|h| h.to_string()).collect();
+        let found = crate::pg::users_by_handle(&db, url, &wanted).await?;
+        handles
+            .iter()
+            .map(|h| found.get(*h).cloned().ok_or_else(|| anyhow::anyhow!("no user with handle {h} in database {}", crate::pg::redact(url))))
+            .collect()
+    }
+}
+
+/// Takes the course's optional trailing `prod` off a script's positional words: true when it was
+/// there.
+pub fn take_prod(words: &mut Vec<String>) -> bool {
+    if words.last().is_some_and(|w| w == "prod") {
+        words.pop();
+        true
+    } else {
+        false
+    }
+}
+
+/// A uuid from the command line, or a usage error (exit 2) that names the argument.
+pub fn parse_uuid(what: &str, s: &str) -> anyhow::Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(s).map_err(|e| usage(format!("{what} {s:?} is not a uuid ({e}); expected something like {}", crate::seed::COURSE_GROUP)))
+}
+
+/// Pretty JSON on stdout, as the course's `json.dumps(..., indent=2)`.
+pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    out.write_all(b"\n")?;
+    Ok(())
 }

@@ -105,8 +105,7 @@ impl Error {
     {
         match &err {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                let local = ctx.target.starts_with("http://localhost")
-                    || ctx.target.starts_with("http://127.");
+                let local = ctx.target.starts_with("http://localhost") || ctx.target.starts_with("http://127.");
                 let hint = if local && ctx.service == "DynamoDB" {
                     ": start the local stack with ./bin/local/up, or pass prod for AWS".to_string()
                 } else if local {
@@ -114,12 +113,7 @@ impl Error {
                 } else {
                     ": check the endpoint URL, your network and your AWS region".to_string()
                 };
-                Error::Unreachable {
-                    service: ctx.service,
-                    target: ctx.target.to_string(),
-                    cause: root_cause(&err),
-                    hint,
-                }
+                Error::Unreachable { service: ctx.service, target: ctx.target.to_string(), cause: root_cause(&err), hint }
             }
             _ => {
                 let code = err.code().unwrap_or("Unknown").to_string();

@@ -11,19 +11,26 @@
 //! - [`item_json`]: items as plain or typed JSON.
 //! - [`write`]: bulk writes with BatchWriteItem, retries and backoff.
 //! - [`seed`]: the course conversation, its validation, and the idempotent seed.
+//! - [`patterns`]: access patterns A-D (list messages, list groups, create message, create group).
+//! - [`stream`]: pattern E, group rows follow the newest message; the local stream worker.
 //! - [`scan`]: the whole table as a stream, plain or parallel.
 //! - [`pg`]: Postgres `users`.
+//! - `cognito` (feature `cognito`): the user pool's users and their sync into Postgres.
 //! - [`cli`]: what the binaries share: runtime, exit codes, progress, confirmation.
 //! - [`error`]: the error type; every message says what to do.
 #![deny(missing_docs)]
 
 pub mod cli;
+#[cfg(feature = "cognito")]
+pub mod cognito;
 pub mod error;
 pub mod item_json;
+pub mod patterns;
 pub mod pg;
 pub mod records;
 pub mod scan;
 pub mod seed;
+pub mod stream;
 pub mod table;
 pub mod target;
 pub mod write;
@@ -54,12 +61,7 @@ impl Ddb {
             // Our resolution already decided; the SDK must not prefer its own variables.
             builder = builder.endpoint_url(url);
         }
-        Ddb {
-            client: aws_sdk_dynamodb::Client::from_conf(builder.build()),
-            table: table.to_string(),
-            target: target.clone(),
-            label: target.label(),
-        }
+        Ddb { client: aws_sdk_dynamodb::Client::from_conf(builder.build()), table: table.to_string(), target: target.clone(), label: target.label() }
     }
 
     /// The same client for another table.

@@ -42,10 +42,7 @@ pub fn redact(url: &str) -> String {
             let _ = u.set_password(Some("***"));
         }
         if u.query().is_some_and(|q| q.contains("password=")) {
-            let q: Vec<String> = u
-                .query_pairs()
-                .map(|(k, v)| if k == "password" { format!("{k}=***") } else { format!("{k}={v}") })
-                .collect();
+            let q: Vec<String> = u.query_pairs().map(|(k, v)| if k == "password" { format!("{k}=***") } else { format!("{k}={v}") }).collect();
             u.set_query(Some(&q.join("&")));
         }
         return u.to_string();
@@ -118,11 +115,7 @@ fn quote_ident(name: &str) -> String {
 /// Creates the database named in `url` if it is missing; true when it was created.
 pub async fn ensure_database(url: &str) -> Result<bool> {
     let (admin, name) = connect_maintenance(url).await?;
-    let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .map_err(|e| pg_error(url, e))?
-        .is_some();
+    let exists = admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await.map_err(|e| pg_error(url, e))?.is_some();
     if !exists {
         admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name))).await.map_err(|e| pg_error(url, e))?;
     }
@@ -132,10 +125,7 @@ pub async fn ensure_database(url: &str) -> Result<bool> {
 /// Drops the database named in `url` (tests use it to clean up after themselves).
 pub async fn drop_database(url: &str) -> Result<()> {
     let (admin, name) = connect_maintenance(url).await?;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))
-        .await
-        .map_err(|e| pg_error(url, e))
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name))).await.map_err(|e| pg_error(url, e))
 }
 
 /// Creates the `users` table where it is missing and adds the seed users whose handles are not
@@ -154,10 +144,7 @@ pub async fn count_users(client: &Client, url: &str) -> Result<i64> {
 /// The users with these handles, by handle. Handles not in the table are simply absent.
 pub async fn users_by_handle(client: &Client, url: &str, handles: &[String]) -> Result<HashMap<String, User>> {
     let rows = client
-        .query(
-            "SELECT uuid, display_name, handle FROM public.users WHERE handle = ANY($1)",
-            &[&handles],
-        )
+        .query("SELECT uuid, display_name, handle FROM public.users WHERE handle = ANY($1)", &[&handles])
         .await
         .map_err(|e| pg_error(url, e))?;
     Ok(rows

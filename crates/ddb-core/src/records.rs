@@ -22,9 +22,7 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 
 /// Formats a timestamp the one way the table stores it.
 pub fn format_ts(t: OffsetDateTime) -> String {
-    let fmt = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00"
-    );
+    let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00");
     t.to_offset(UtcOffset::UTC).format(&fmt).expect("a UTC timestamp formats")
 }
 
@@ -191,9 +189,7 @@ impl MessageGroupRow {
 
 /// DynamoDB's size of an item: attribute names plus values (strings only, as in this table).
 pub fn item_size(item: &Item) -> usize {
-    item.iter()
-        .map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(0))
-        .sum()
+    item.iter().map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(0)).sum()
 }
 
 /// The primary key of an item, for deletes.

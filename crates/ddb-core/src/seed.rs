@@ -143,9 +143,9 @@ impl Conversation {
                 .split_once(": ")
                 .filter(|(s, _)| !s.trim().is_empty())
                 .ok_or_else(|| at(format!("expected `Speaker: message`, got {:?}", preview(raw))))?;
-            let handle = speakers.handle(speaker).ok_or_else(|| {
-                at(format!("unknown speaker {speaker:?}; map it with --speaker '{speaker}=HANDLE' (mapped: {})", speakers.names()))
-            })?;
+            let handle = speakers
+                .handle(speaker)
+                .ok_or_else(|| at(format!("unknown speaker {speaker:?}; map it with --speaker '{speaker}=HANDLE' (mapped: {})", speakers.names())))?;
             if message.trim().is_empty() {
                 return Err(at(format!("empty message from {speaker}")));
             }
@@ -167,12 +167,7 @@ impl Conversation {
         }
         match seen.as_slice() {
             [a, b] => Ok([a.to_string(), b.to_string()]),
-            _ => Err(input(format!(
-                "{}: a conversation is between two users; this one has {} ({})",
-                self.source,
-                seen.len(),
-                seen.join(", ")
-            ))),
+            _ => Err(input(format!("{}: a conversation is between two users; this one has {} ({})", self.source, seen.len(), seen.join(", ")))),
         }
     }
 }
@@ -219,15 +214,8 @@ impl SeedPlan {
         // timestamp stays unique, ordered and in the past.
         let day_us = 86_400_000_000u64;
         let step = Duration::from_micros((day_us / messages).clamp(1, 60_000_000));
-        let plan = SeedPlan {
-            lines: conv.lines.iter().map(|l| (l.handle == me.handle, l.text.clone())).collect(),
-            me,
-            other,
-            messages,
-            groups,
-            now,
-            step,
-        };
+        let plan =
+            SeedPlan { lines: conv.lines.iter().map(|l| (l.handle == me.handle, l.text.clone())).collect(), me, other, messages, groups, now, step };
         for (i, l) in conv.lines.iter().enumerate() {
             let size = item_size(&plan.message(i as u64).to_item());
             if size > MAX_ITEM_BYTES {

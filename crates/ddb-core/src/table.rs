@@ -5,9 +5,8 @@ use crate::error::{input, Error, Result};
 use crate::Ddb;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ProvisionedThroughput, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TableDescription,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ProvisionedThroughput,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableDescription,
 };
 use std::time::Duration;
 
@@ -52,16 +51,10 @@ impl Default for Billing {
 pub fn validate_table_name(name: &str) -> Result<()> {
     let len = name.chars().count();
     if !(3..=255).contains(&len) {
-        return Err(input(format!(
-            "invalid table name {}: a table name has 3 to 255 characters, this one has {len}",
-            shorten(name)
-        )));
+        return Err(input(format!("invalid table name {}: a table name has 3 to 255 characters, this one has {len}", shorten(name))));
     }
     if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
-        return Err(input(format!(
-            "invalid table name {}: {c:?} is not allowed (only a-z A-Z 0-9 _ - .)",
-            shorten(name)
-        )));
+        return Err(input(format!("invalid table name {}: {c:?} is not allowed (only a-z A-Z 0-9 _ - .)", shorten(name))));
     }
     Ok(())
 }
@@ -79,24 +72,16 @@ fn key(name: &str, kind: KeyType) -> KeySchemaElement {
 }
 
 fn string_attr(name: &str) -> AttributeDefinition {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .expect("name and type set")
+    AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().expect("name and type set")
 }
 
 /// Creates the table of SPEC.md and waits until it is ACTIVE. [`Error::TableExists`] when it
 /// is already there (nothing is changed then).
 pub async fn create(ddb: &Ddb, billing: Billing, max_wait: Duration) -> Result<TableDescription> {
     let throughput = |b: Billing| match b {
-        Billing::Provisioned { read, write } => Some(
-            ProvisionedThroughput::builder()
-                .read_capacity_units(read)
-                .write_capacity_units(write)
-                .build()
-                .expect("units set"),
-        ),
+        Billing::Provisioned { read, write } => {
+            Some(ProvisionedThroughput::builder().read_capacity_units(read).write_capacity_units(write).build().expect("units set"))
+        }
         Billing::OnDemand => None,
     };
     let gsi = GlobalSecondaryIndex::builder()
@@ -122,11 +107,7 @@ pub async fn create(ddb: &Ddb, billing: Billing, max_wait: Duration) -> Result<T
         })
         .set_provisioned_throughput(throughput(billing))
         .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewImage)
-                .build()
-                .expect("stream enabled set"),
+            StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewImage).build().expect("stream enabled set"),
         )
         .send()
         .await
@@ -142,24 +123,13 @@ pub async fn create(ddb: &Ddb, billing: Billing, max_wait: Duration) -> Result<T
 
 /// DescribeTable; [`Error::TableMissing`] when the table is not there.
 pub async fn describe(ddb: &Ddb) -> Result<TableDescription> {
-    let out = ddb
-        .client
-        .describe_table()
-        .table_name(&ddb.table)
-        .send()
-        .await
-        .map_err(|e| Error::from_sdk(e, &ddb.ctx("DescribeTable")))?;
+    let out = ddb.client.describe_table().table_name(&ddb.table).send().await.map_err(|e| Error::from_sdk(e, &ddb.ctx("DescribeTable")))?;
     out.table.ok_or_else(|| Error::TableMissing { table: ddb.table.clone(), target: ddb.target.label() })
 }
 
 /// Deletes the table and waits until it is gone.
 pub async fn delete(ddb: &Ddb, max_wait: Duration) -> Result<()> {
-    ddb.client
-        .delete_table()
-        .table_name(&ddb.table)
-        .send()
-        .await
-        .map_err(|e| Error::from_sdk(e, &ddb.ctx("DeleteTable")))?;
+    ddb.client.delete_table().table_name(&ddb.table).send().await.map_err(|e| Error::from_sdk(e, &ddb.ctx("DeleteTable")))?;
     ddb.client
         .wait_until_table_not_exists()
         .table_name(&ddb.table)
@@ -171,21 +141,13 @@ pub async fn delete(ddb: &Ddb, max_wait: Duration) -> Result<()> {
 
 /// Every table name at the target, all pages (ListTables returns at most 100 a page).
 pub async fn list(ddb: &Ddb) -> Result<Vec<String>> {
-    ddb.client
-        .list_tables()
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| Error::from_sdk(e, &ddb.ctx_no_table("ListTables")))
+    ddb.client.list_tables().into_paginator().items().send().try_collect().await.map_err(|e| Error::from_sdk(e, &ddb.ctx_no_table("ListTables")))
 }
 
 /// A short human summary of a table description.
 pub fn summary(t: &TableDescription) -> String {
-    let keys = |ks: &[KeySchemaElement]| {
-        ks.iter().map(|k| format!("{} ({})", k.attribute_name(), k.key_type().as_str())).collect::<Vec<_>>().join(", ")
-    };
+    let keys =
+        |ks: &[KeySchemaElement]| ks.iter().map(|k| format!("{} ({})", k.attribute_name(), k.key_type().as_str())).collect::<Vec<_>>().join(", ");
     let mut out = format!(
         "table:   {} ({})\nkeys:    {}\n",
         t.table_name().unwrap_or("?"),

@@ -91,12 +91,7 @@ impl Target {
 
 /// Decides the target of `service` from the `prod` word, the `--endpoint-url` flag and the
 /// environment (passed in, so that tests need not touch the process environment).
-pub fn resolve(
-    service: Service,
-    prod: bool,
-    endpoint_flag: Option<&str>,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<Target> {
+pub fn resolve(service: Service, prod: bool, endpoint_flag: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<Target> {
     let nonempty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
     if let Some(url) = endpoint_flag {
         return Ok(Target::Endpoint(check_endpoint(url, "--endpoint-url")?));
@@ -138,7 +133,9 @@ pub fn is_local(url: &str) -> bool {
 /// A warning for endpoints that are neither local nor AWS: requests, and with them any real
 /// credentials' signatures, go to a third party.
 pub fn endpoint_warning(target: &Target) -> Option<String> {
-    let Target::Endpoint(url) = target else { return None };
+    let Target::Endpoint(url) = target else {
+        return None;
+    };
     let host = url::Url::parse(url).ok()?.host_str()?.to_string();
     if is_local(url) || host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn") {
         return None;
@@ -167,10 +164,7 @@ pub async fn sdk_config(target: &Target, args: &TargetArgs) -> SdkConfig {
                 // Few, quick retries locally: an absent server must be reported within seconds.
                 .retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(50)))
                 .timeout_config(
-                    TimeoutConfig::builder()
-                        .connect_timeout(Duration::from_secs(2))
-                        .operation_attempt_timeout(Duration::from_secs(60))
-                        .build(),
+                    TimeoutConfig::builder().connect_timeout(Duration::from_secs(2)).operation_attempt_timeout(Duration::from_secs(60)).build(),
                 );
         }
         Target::Aws => {

@@ -53,12 +53,7 @@ pub fn backoff(attempt: u32) -> Duration {
 /// Writes every request of `requests` to the table; returns how many were written. `progress`
 /// advances by one per item written. Keys must be unique within each run of 25 (DynamoDB
 /// refuses a batch with a duplicate key).
-pub async fn write_all(
-    ddb: &Ddb,
-    requests: impl Iterator<Item = WriteRequest>,
-    opts: WriteOptions,
-    progress: &ProgressBar,
-) -> Result<u64> {
+pub async fn write_all(ddb: &Ddb, requests: impl Iterator<Item = WriteRequest>, opts: WriteOptions, progress: &ProgressBar) -> Result<u64> {
     futures::stream::iter(requests)
         .chunks(BATCH_SIZE)
         .map(|batch| write_batch(ddb, batch, opts, progress))
@@ -100,12 +95,7 @@ async fn write_batch(ddb: &Ddb, batch: Vec<WriteRequest>, opts: WriteOptions, pr
             }
         }
         if last_progress.elapsed() >= opts.give_up_after {
-            return Err(Error::GaveUp {
-                service: "DynamoDB",
-                op: "BatchWriteItem",
-                secs: opts.give_up_after.as_secs(),
-                done: progress.position(),
-            });
+            return Err(Error::GaveUp { service: "DynamoDB", op: "BatchWriteItem", secs: opts.give_up_after.as_secs(), done: progress.position() });
         }
         tokio::time::sleep(backoff(attempt)).await;
         attempt += 1;

@@ -223,9 +223,9 @@ impl TestDb {
         let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
         let url = format!("{base}/{name}");
         block_on(async {
-            ddb_core::pg::ensure_database(&url).await.unwrap_or_else(|e| {
-                panic!("the tests need Postgres at {server} (start the machine's server, or set TEST_PG_URL): {e}")
-            });
+            ddb_core::pg::ensure_database(&url)
+                .await
+                .unwrap_or_else(|e| panic!("the tests need Postgres at {server} (start the machine's server, or set TEST_PG_URL): {e}"));
             let c = ddb_core::pg::connect(&url).await.expect("connect test db");
             ddb_core::pg::setup(&c, &url).await.expect("schema and seed users");
         });

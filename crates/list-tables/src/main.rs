@@ -65,9 +65,6 @@ mod tests {
     #[test]
     fn box_like_the_aws_cli() {
         let out = super::boxed("ListTables", &["cruddur-messages".to_string()]);
-        assert_eq!(
-            out,
-            "----------------------\n|     ListTables     |\n+--------------------+\n|  cruddur-messages  |\n+--------------------+"
-        );
+        assert_eq!(out, "----------------------\n|     ListTables     |\n+--------------------+\n|  cruddur-messages  |\n+--------------------+");
     }
 }

@@ -38,7 +38,9 @@ fn main() -> ExitCode {
         let mut items = scan::items(&ddb, args.segments);
         let mut count = 0u64;
         while args.limit.is_none_or(|l| count < l) {
-            let Some(item) = items.next().await else { break };
+            let Some(item) = items.next().await else {
+                break;
+            };
             serde_json::to_writer(&mut out, &item_to_json(&item?, args.output))?;
             out.write_all(b"\n")?;
             count += 1;

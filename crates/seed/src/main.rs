@@ -2,7 +2,7 @@
 //! the table; validated completely before the first write, idempotent, and fast at any size.
 
 use clap::Parser;
-use ddb_core::cli::{self, DdbArgs};
+use ddb_core::cli::{self, DdbArgs, PgArgs};
 use ddb_core::seed::{self, Conversation, SeedPlan, SpeakerMap};
 use ddb_core::write::WriteOptions;
 use ddb_core::{pg, records, table};
@@ -40,9 +40,16 @@ struct Args {
     /// No progress bar
     #[arg(long, short)]
     quiet: bool,
-    /// Postgres URL of the users table
-    #[arg(long, env = pg::CONNECTION_ENV, default_value = pg::DEFAULT_URL, hide_env_values = true)]
-    connection_url: String,
+    #[command(flatten)]
+    pg: PgArgs,
+    /// Seed as if the clock said this (RFC 3339, e.g. 2026-01-01T00:10:00Z): for reproducible
+    /// output and for trying dates such as New Year
+    #[arg(long, value_name = "TIMESTAMP", value_parser = parse_now)]
+    now: Option<time::OffsetDateTime>,
+}
+
+fn parse_now(s: &str) -> Result<time::OffsetDateTime, String> {
+    records::parse_ts(s).map_err(|e| format!("not an RFC 3339 timestamp with an offset ({e})"))
 }
 
 fn main() -> ExitCode {
@@ -58,27 +65,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         speakers.add(s)?;
     }
     let (bytes, source) = match &args.conversation {
-        Some(path) => (
-            std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read conversation file {}: {e}", path.display()))?,
-            path.display().to_string(),
-        ),
+        Some(path) => {
+            (std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read conversation file {}: {e}", path.display()))?, path.display().to_string())
+        }
         None => (seed::COURSE_CONVERSATION.as_bytes().to_vec(), "course-conversation.txt".to_string()),
     };
     let conv = Conversation::parse(&bytes, &source, &speakers)?;
     let [me, other] = conv.participants()?;
 
     // 2. The users, from Postgres.
-    let url = &args.connection_url;
+    let url = &args.pg.connection_url;
     let db = pg::connect(url).await?;
     let mut users = pg::users_by_handle(&db, url, &[me.clone(), other.clone()]).await?;
     let mut take = |h: &str| {
         users.remove(h).ok_or_else(|| {
             let line = conv.lines.iter().find(|l| l.handle == h).map_or(0, |l| l.lineno);
-            anyhow::anyhow!("no user with handle {h} in database {} ({source}:{line}); add the user, or map the speaker to another handle with --speaker", pg::redact(url))
+            anyhow::anyhow!(
+                "no user with handle {h} in database {} ({source}:{line}); add the user, or map the speaker to another handle with --speaker",
+                pg::redact(url)
+            )
         })
     };
     let (me, other) = (take(&me)?, take(&other)?);
-    let plan = SeedPlan::new(&conv, me, other, args.messages, args.groups, records::now())?;
+    let plan = SeedPlan::new(&conv, me, other, args.messages, args.groups, args.now.map_or_else(records::now, truncate_us))?;
 
     // 3. The table must exist.
     let ddb = args.ddb.connect(args.prod.is_some()).await?;
@@ -98,9 +107,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         w.abort();
     }
     bar.finish_and_clear();
-    let report = result.map_err(|e| {
-        anyhow::anyhow!("{e}\nthe seed stopped part-way; run it again to finish (it replaces the partial seed)")
-    })?;
+    let report = result.map_err(|e| anyhow::anyhow!("{e}\nthe seed stopped part-way; run it again to finish (it replaces the partial seed)"))?;
     let secs = started.elapsed().as_secs_f64();
     if report.deleted > 0 {
         println!("replaced the earlier seed ({} items)", report.deleted);
@@ -117,6 +124,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         report.written as f64 / secs
     );
     Ok(())
+}
+
+/// The table keeps microseconds.
+fn truncate_us(t: time::OffsetDateTime) -> time::OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000).expect("valid nanosecond")
 }
 
 /// DynamoDB Local slows down for good once it holds many stream records (SPEC.md): say so, and

@@ -94,7 +94,10 @@ fn seed_writes_the_course_conversation_as_spec_says() {
         let (speaker, text) = conv[i].split_once(": ").unwrap();
         assert_eq!(m.message, text);
         let want = if speaker == "Yaya2DevOps" { yaya } else { bayko };
-        assert_eq!((m.user_uuid, m.user_handle.as_str(), m.user_display_name.as_str()), (want.uuid, want.handle.as_str(), want.display_name.as_str()));
+        assert_eq!(
+            (m.user_uuid, m.user_handle.as_str(), m.user_display_name.as_str()),
+            (want.uuid, want.handle.as_str(), want.display_name.as_str())
+        );
     }
     // The course's Fan: lines are there (its own parser crashed on them).
     assert!(msgs.iter().any(|m| m.message.starts_with("Yes, truth ! I love it.")));
@@ -178,12 +181,7 @@ fn bad_inputs_write_nothing() {
 
     // Postgres unreachable, with the password redacted.
     let port = free_port();
-    let out = t
-        .cmd("seed")
-        .env("CONNECTION_URL", format!("postgresql://postgres:hunter2@127.0.0.1:{port}/cruddur"))
-        .arg("--quiet")
-        .output()
-        .unwrap();
+    let out = t.cmd("seed").env("CONNECTION_URL", format!("postgresql://postgres:hunter2@127.0.0.1:{port}/cruddur")).arg("--quiet").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("cannot connect") && err.contains("***") && !err.contains("hunter2"), "{err}");

@@ -1,6 +1,4 @@
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamViewType,
-};
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, StreamViewType};
 use e2e::*;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -14,8 +12,7 @@ fn schema_load_creates_exactly_the_spec_table_and_leaves_it_alone_after() {
     assert_eq!(d.table_status().unwrap().as_str(), "ACTIVE");
     let keys: Vec<_> = d.key_schema().iter().map(|k| (k.attribute_name(), k.key_type().as_str())).collect();
     assert_eq!(keys, [("pk", "HASH"), ("sk", "RANGE")]);
-    let mut attrs: Vec<_> =
-        d.attribute_definitions().iter().map(|a| (a.attribute_name(), a.attribute_type().as_str())).collect();
+    let mut attrs: Vec<_> = d.attribute_definitions().iter().map(|a| (a.attribute_name(), a.attribute_type().as_str())).collect();
     attrs.sort();
     assert_eq!(attrs, [("message_group_uuid", "S"), ("pk", "S"), ("sk", "S")]);
     let gsis = d.global_secondary_indexes();
@@ -66,9 +63,7 @@ fn list_tables_shows_every_page() {
             ddb.client
                 .create_table()
                 .table_name(n)
-                .attribute_definitions(
-                    AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap(),
-                )
+                .attribute_definitions(AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap())
                 .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
                 .billing_mode(BillingMode::PayPerRequest)
                 .send()

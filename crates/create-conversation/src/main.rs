@@ -1,0 +1,40 @@
+//! `bin/ddb/patterns/create-conversation HANDLE OTHER_HANDLE TEXT [prod]`: pattern D, a new
+//! conversation with its first message, written in one transaction.
+
+use clap::Parser;
+use ddb_core::cli::{self, DdbArgs, PgArgs};
+use ddb_core::patterns;
+use std::process::ExitCode;
+
+/// Start a conversation between two users of Postgres with a first message from the first
+/// (pattern D): both group rows and the message in one transaction, all or nothing. Prints the
+/// new conversation's uuid.
+#[derive(Parser)]
+#[command(version, after_help = "Example: ./bin/ddb/patterns/create-conversation bayko yaya2devops 'Have you seen Babylon 5?'")]
+struct Args {
+    /// The sender's handle
+    handle: String,
+    /// The other member's handle
+    other_handle: String,
+    /// The first message
+    text: String,
+    /// `prod` for real AWS; default: DynamoDB Local
+    #[arg(value_name = "prod", value_parser = ["prod"])]
+    prod: Option<String>,
+    #[command(flatten)]
+    ddb: DdbArgs,
+    #[command(flatten)]
+    pg: PgArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::main(1, async move {
+        let ddb = args.ddb.connect(args.prod.is_some()).await?;
+        let users = args.pg.users(&[&args.handle, &args.other_handle]).await?;
+        let new = patterns::create_message_group(&ddb, &users[0], &users[1], &args.text).await?;
+        println!("{}", new.uuid);
+        eprintln!("created conversation {} between {} and {}", new.uuid, users[0].handle, users[1].handle);
+        Ok(())
+    })
+}

@@ -1,0 +1,60 @@
+//! `bin/ddb/patterns/create-message GROUP_UUID HANDLE TEXT [prod]`: pattern C, one message from
+//! a member into an existing conversation.
+
+use clap::Parser;
+use ddb_core::cli::{self, DdbArgs, PgArgs};
+use ddb_core::patterns;
+use std::process::ExitCode;
+
+/// Write a message into an existing conversation (pattern C). The sender must be one of its
+/// members. With the stream worker running (./bin/local/up starts it), the conversation's group
+/// rows follow within a second, as the Lambda does on AWS.
+#[derive(Parser)]
+#[command(version, after_help = "Example: ./bin/ddb/patterns/create-message 5ae290ed-55d1-47a0-bc6d-fe2bc2700399 bayko 'Hello again'")]
+struct Args {
+    /// The conversation
+    #[arg(value_name = "GROUP_UUID")]
+    group: String,
+    /// The sender's handle in Postgres
+    handle: String,
+    /// The message
+    text: String,
+    /// `prod` for real AWS; default: DynamoDB Local
+    #[arg(value_name = "prod", value_parser = ["prod"])]
+    prod: Option<String>,
+    #[command(flatten)]
+    ddb: DdbArgs,
+    #[command(flatten)]
+    pg: PgArgs,
+    /// Print the written row as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::main(1, async move {
+        let group = cli::parse_uuid("GROUP_UUID", &args.group)?;
+        let ddb = args.ddb.connect(args.prod.is_some()).await?;
+        let sender = args.pg.users(&[&args.handle]).await?.remove(0);
+        let members = patterns::group_rows(&ddb, group).await?;
+        if members.is_empty() {
+            anyhow::bail!(
+                "no conversation {group} in table {} at {}; start one with ./bin/ddb/patterns/create-conversation",
+                ddb.table,
+                ddb.target.label()
+            );
+        }
+        if !members.iter().any(|r| r.owner_uuid == sender.uuid) {
+            let names: Vec<&str> = members.iter().map(|r| r.user_handle.as_str()).collect();
+            anyhow::bail!("{} is not a member of conversation {group} (its members: {})", sender.handle, names.join(", "));
+        }
+        let row = patterns::create_message(&ddb, group, &sender, &args.text).await?;
+        if args.json {
+            cli::print_json(&row)?;
+        } else {
+            println!("created message {} in conversation {group} at {}", row.message_uuid, ddb_core::records::format_ts(row.created_at));
+        }
+        Ok(())
+    })
+}

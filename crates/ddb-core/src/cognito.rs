@@ -1,0 +1,217 @@
+//! Cognito: the user pool's users (every page of ListUsers) and their sync into Postgres
+//! `users.cognito_user_id` (SPEC.md, `cognito/list-users` and `db/update_cognito_user_ids`).
+//!
+//! The course read only the first page (60 users) and sent one UPDATE per user in autocommit.
+//! Here the whole pool is read, and Postgres is updated by one set-based statement in one
+//! transaction: all rows or none.
+
+use crate::error::{input, Error, Result};
+use crate::target::Target;
+use aws_config::SdkConfig;
+use aws_sdk_cognitoidentityprovider::types::UserType;
+use aws_sdk_cognitoidentityprovider::Client;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The course's variable for the pool.
+pub const POOL_ENV: &str = "AWS_COGNITO_USER_POOL_ID";
+
+/// A Cognito client for `target`.
+pub fn client(config: &SdkConfig, target: &Target) -> Client {
+    let mut b = aws_sdk_cognitoidentityprovider::config::Builder::from(config);
+    if let Target::Endpoint(url) = target {
+        b = b.endpoint_url(url);
+    }
+    Client::from_conf(b.build())
+}
+
+/// The pool id from the flag or [`POOL_ENV`], or an error that says how to set it.
+pub fn pool_id(flag: Option<&str>) -> Result<String> {
+    flag.map(str::to_string)
+        .or_else(|| std::env::var(POOL_ENV).ok())
+        .filter(|p| !p.trim().is_empty())
+        .ok_or_else(|| {
+            input(format!(
+                "{POOL_ENV} is not set: export {POOL_ENV}=<your pool id> (the AWS console shows it under Cognito > User pools, or run `aws cognito-idp list-user-pools --max-results 10`), or pass --user-pool-id"
+            ))
+        })
+}
+
+/// A user of the pool, with the two attributes the sync needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CognitoUser {
+    /// Cognito's user name.
+    pub username: String,
+    /// `preferred_username`: the handle in Postgres.
+    pub handle: Option<String>,
+    /// `sub`: the id stored as `cognito_user_id`.
+    pub sub: Option<String>,
+    /// The user as ListUsers returned it, as boto3 prints it (for the course's output).
+    #[serde(skip)]
+    pub raw: serde_json::Value,
+}
+
+fn user_json(u: &UserType) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    if let Some(n) = u.username() {
+        m.insert("Username".into(), n.into());
+    }
+    m.insert("Attributes".into(), u.attributes().iter().map(|a| serde_json::json!({"Name": a.name(), "Value": a.value()})).collect());
+    if let Some(s) = u.user_status() {
+        m.insert("UserStatus".into(), s.as_str().into());
+    }
+    m.insert("Enabled".into(), u.enabled().into());
+    for (k, t) in [("UserCreateDate", u.user_create_date()), ("UserLastModifiedDate", u.user_last_modified_date())] {
+        if let Some(t) = t.and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()) {
+            m.insert(k.into(), t.into());
+        }
+    }
+    serde_json::Value::Object(m)
+}
+
+/// Every user of the pool (all pages of ListUsers), with `preferred_username` and `sub`.
+pub async fn list_users(client: &Client, pool: &str, label: &str) -> Result<Vec<CognitoUser>> {
+    let ctx = crate::error::CallContext { service: "Cognito", op: "ListUsers", target: label, table: None };
+    let users: Vec<UserType> = client
+        .list_users()
+        .user_pool_id(pool)
+        .attributes_to_get("preferred_username")
+        .attributes_to_get("sub")
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| {
+            if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) {
+                input(format!("user pool {pool} not found at {label}: check {POOL_ENV} and the region (AWS_REGION / AWS_DEFAULT_REGION)"))
+            } else {
+                Error::from_sdk(e, &ctx)
+            }
+        })?;
+    Ok(users
+        .iter()
+        .map(|u| {
+            let attr = |name: &str| u.attributes().iter().find(|a| a.name() == name).and_then(|a| a.value()).map(str::to_string);
+            CognitoUser {
+                username: u.username().unwrap_or_default().to_string(),
+                handle: attr("preferred_username"),
+                sub: attr("sub"),
+                raw: user_json(u),
+            }
+        })
+        .collect())
+}
+
+/// The users that can be synced (`{handle: sub}`), and the ones that cannot, with why.
+pub fn handle_map(users: &[CognitoUser]) -> (BTreeMap<String, String>, Vec<(String, String)>) {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    let mut skipped = Vec::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for u in users {
+        if let Some(h) = &u.handle {
+            *seen.entry(h.clone()).or_default() += 1;
+        }
+    }
+    for u in users {
+        match (&u.handle, &u.sub) {
+            (None, _) => skipped.push((u.username.clone(), "no preferred_username".to_string())),
+            (Some(_), None) => skipped.push((u.username.clone(), "no sub".to_string())),
+            (Some(h), Some(_)) if seen[h] > 1 => skipped.push((u.username.clone(), format!("preferred_username {h} is shared by {} users", seen[h]))),
+            (Some(h), Some(s)) => {
+                map.insert(h.clone(), s.clone());
+            }
+        }
+    }
+    (map, skipped)
+}
+
+/// What the sync changed (or, in a dry run, would change).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// `(handle, old cognito_user_id, new)` for every row that changed.
+    pub changed: Vec<(String, String, String)>,
+    /// Rows that already held their sub.
+    pub unchanged: u64,
+    /// Cognito handles with no row in `users`.
+    pub unmatched: Vec<String>,
+    /// Handles whose row still holds `MOCK` afterwards.
+    pub still_mock: Vec<String>,
+}
+
+/// Sets `users.cognito_user_id` from `map` in one transaction with one UPDATE over the whole map;
+/// with `dry_run`, the same statement runs and the transaction is rolled back.
+pub async fn sync(db: &mut tokio_postgres::Client, url: &str, map: &BTreeMap<String, String>, dry_run: bool) -> Result<SyncReport> {
+    let pg = |e| crate::pg::error(url, e);
+    let handles: Vec<&str> = map.keys().map(String::as_str).collect();
+    let subs: Vec<&str> = map.values().map(String::as_str).collect();
+    let tx = db.transaction().await.map_err(pg)?;
+    let rows = tx
+        .query(
+            "WITH c AS (SELECT * FROM unnest($1::text[], $2::text[]) AS c(handle, sub)),
+                  old AS (SELECT u.uuid, u.cognito_user_id AS before FROM public.users u JOIN c ON u.handle = c.handle
+                          WHERE u.cognito_user_id IS DISTINCT FROM c.sub FOR UPDATE OF u)
+             UPDATE public.users u SET cognito_user_id = c.sub
+             FROM c, old
+             WHERE u.handle = c.handle AND u.uuid = old.uuid
+             RETURNING u.handle, old.before, u.cognito_user_id",
+            &[&handles, &subs],
+        )
+        .await
+        .map_err(pg)?;
+    let mut report = SyncReport { changed: rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect(), ..SyncReport::default() };
+    report.changed.sort();
+    let matched: i64 = tx.query_one("SELECT count(*) FROM public.users WHERE handle = ANY($1)", &[&handles]).await.map_err(pg)?.get(0);
+    report.unchanged = (matched as u64).saturating_sub(report.changed.len() as u64);
+    report.unmatched = tx
+        .query("SELECT h FROM unnest($1::text[]) AS h WHERE NOT EXISTS (SELECT 1 FROM public.users u WHERE u.handle = h) ORDER BY h", &[&handles])
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    report.still_mock = tx
+        .query("SELECT handle FROM public.users WHERE cognito_user_id = 'MOCK' ORDER BY handle", &[])
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if dry_run {
+        tx.rollback().await.map_err(pg)?;
+    } else {
+        tx.commit().await.map_err(pg)?;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, handle: Option<&str>, sub: Option<&str>) -> CognitoUser {
+        CognitoUser { username: name.into(), handle: handle.map(Into::into), sub: sub.map(Into::into), raw: serde_json::Value::Null }
+    }
+
+    #[test]
+    fn users_without_a_handle_or_with_a_shared_one_are_skipped() {
+        let users = [
+            user("a", Some("alice"), Some("s1")),
+            user("b", None, Some("s2")),
+            user("c", Some("twin"), Some("s3")),
+            user("d", Some("twin"), Some("s4")),
+            user("e", Some("eve"), None),
+        ];
+        let (map, skipped) = handle_map(&users);
+        assert_eq!(map, BTreeMap::from([("alice".to_string(), "s1".to_string())]));
+        let names: Vec<&str> = skipped.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["b", "c", "d", "e"]);
+    }
+
+    #[test]
+    fn a_missing_pool_id_says_how_to_set_it() {
+        let err = pool_id(Some("")).unwrap_err().to_string();
+        assert!(err.contains("AWS_COGNITO_USER_POOL_ID") && err.contains("export"), "{err}");
+        assert_eq!(pool_id(Some("us-east-1_abc")).unwrap(), "us-east-1_abc");
+    }
+}

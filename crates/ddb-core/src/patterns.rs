@@ -1,0 +1,384 @@
+//! The access patterns of the course app's `ddb` library (SPEC.md, 'Access patterns'):
+//!
+//! - A. [`list_messages`]: a conversation's newest messages, returned oldest first;
+//! - B. [`list_message_groups`]: a user's conversations, newest first;
+//! - C. [`create_message`]: one message row in an existing conversation;
+//! - D. [`create_message_group`]: a new conversation, its two group rows and its first message
+//!   in one transaction.
+//!
+//! Pattern E (group rows follow the newest message) is in [`crate::stream`].
+//!
+//! Unlike the course, no query filters on `begins_with(sk, year)`: the latest N are the latest N
+//! on 1 January too. Pages are cut by a cursor, the sort key of the last row returned: a
+//! partition's sort keys are unique, so `sk < cursor` continues exactly where a page stopped.
+
+use crate::error::{input, Error, Result};
+use crate::pg::User;
+use crate::records::{format_ts, item_size, now, parse_ts, Item, MessageGroupRow, MessageRow, MAX_ITEM_BYTES};
+use crate::table::{GSI_NAME, GSI_PK, PK, SK};
+use crate::Ddb;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, TransactWriteItem};
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The course's page size.
+pub const DEFAULT_LIMIT: i32 = 20;
+
+/// Which page to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Rows per page (1..=1000).
+    pub limit: i32,
+    /// Only rows older than this cursor (a sort key from [`Listing::cursor`]).
+    pub before: Option<String>,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page { limit: DEFAULT_LIMIT, before: None }
+    }
+}
+
+impl Page {
+    /// Checks the limit and the cursor (a timestamp as the table stores them).
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=1000).contains(&self.limit) {
+            return Err(input(format!("the page size must be between 1 and 1000, not {}", self.limit)));
+        }
+        if let Some(c) = &self.before {
+            parse_ts(c).map_err(|e| input(format!("cursor {c:?} is not a timestamp of the table ({e}); use a cursor that a listing printed")))?;
+        }
+        Ok(())
+    }
+}
+
+/// A message as the app's API returns it (pattern A).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    /// `message_uuid`.
+    pub uuid: Uuid,
+    /// The sender's display name.
+    pub display_name: String,
+    /// The sender's handle.
+    pub handle: String,
+    /// The text.
+    pub message: String,
+    /// When it was sent, as stored (the sort key).
+    pub created_at: String,
+}
+
+/// A conversation in a user's inbox as the app's API returns it (pattern B).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageGroup {
+    /// The conversation's `message_group_uuid`.
+    pub uuid: Uuid,
+    /// The other member's display name.
+    pub display_name: String,
+    /// The other member's handle.
+    pub handle: String,
+    /// Text of the newest message.
+    pub message: String,
+    /// Time of the newest message (the sort key).
+    pub created_at: String,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Listing<T> {
+    /// The rows, in the pattern's order.
+    pub items: Vec<T>,
+    /// Pass as [`Page::before`] for the next (older) page; `None` on the last page.
+    pub cursor: Option<String>,
+    /// The query's raw answer (newest first, as DynamoDB returned it), for the course's printout.
+    pub raw: QueryOutput,
+}
+
+async fn query_newest(ddb: &Ddb, pk: String, page: &Page) -> Result<QueryOutput> {
+    page.validate()?;
+    let mut q = ddb
+        .client
+        .query()
+        .table_name(&ddb.table)
+        .expression_attribute_values(":pk", AttributeValue::S(pk))
+        .scan_index_forward(false)
+        .limit(page.limit)
+        .return_consumed_capacity(ReturnConsumedCapacity::Total);
+    q = match &page.before {
+        Some(before) => {
+            q.key_condition_expression("pk = :pk AND sk < :before").expression_attribute_values(":before", AttributeValue::S(before.clone()))
+        }
+        None => q.key_condition_expression("pk = :pk"),
+    };
+    q.send().await.map_err(|e| Error::from_sdk(e, &ddb.ctx("Query")))
+}
+
+fn cursor_of(out: &QueryOutput) -> Option<String> {
+    out.last_evaluated_key().and_then(|k| k.get(SK)).and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// A. The newest `page.limit` messages of `group` (older than the cursor), oldest first.
+pub async fn list_messages(ddb: &Ddb, group: Uuid, page: &Page) -> Result<Listing<Message>> {
+    let raw = query_newest(ddb, MessageRow::pk_of(group), page).await?;
+    let mut items = raw
+        .items()
+        .iter()
+        .map(|i| {
+            let m = MessageRow::from_item(i)?;
+            Ok(Message {
+                uuid: m.message_uuid,
+                display_name: m.user_display_name,
+                handle: m.user_handle,
+                message: m.message,
+                created_at: format_ts(m.created_at),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    items.reverse();
+    Ok(Listing { items, cursor: cursor_of(&raw), raw })
+}
+
+/// B. `owner`'s conversations (older than the cursor), newest first.
+pub async fn list_message_groups(ddb: &Ddb, owner: Uuid, page: &Page) -> Result<Listing<MessageGroup>> {
+    let raw = query_newest(ddb, MessageGroupRow::pk_of(owner), page).await?;
+    let items = raw
+        .items()
+        .iter()
+        .map(|i| {
+            let g = MessageGroupRow::from_item(i)?;
+            Ok(MessageGroup {
+                uuid: g.message_group_uuid,
+                display_name: g.user_display_name,
+                handle: g.user_handle,
+                message: g.message,
+                created_at: format_ts(g.last_message_at),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Listing { items, cursor: cursor_of(&raw), raw })
+}
+
+/// Every group row of a conversation (one per member), through `message-group-sk-index`, all
+/// pages. Empty when the conversation does not exist.
+pub async fn group_rows(ddb: &Ddb, group: Uuid) -> Result<Vec<MessageGroupRow>> {
+    let items: Vec<Item> = ddb
+        .client
+        .query()
+        .table_name(&ddb.table)
+        .index_name(GSI_NAME)
+        .key_condition_expression("#g = :g")
+        .expression_attribute_names("#g", GSI_PK)
+        .expression_attribute_values(":g", AttributeValue::S(group.to_string()))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| Error::from_sdk(e, &ddb.ctx("Query")))?;
+    items.iter().map(MessageGroupRow::from_item).collect()
+}
+
+fn check_size(item: &Item) -> Result<()> {
+    let size = item_size(item);
+    if size > MAX_ITEM_BYTES {
+        return Err(input(format!(
+            "the message is too long: its item would be {size} bytes, DynamoDB's limit is {MAX_ITEM_BYTES}; nothing was written"
+        )));
+    }
+    Ok(())
+}
+
+fn put_new(ddb: &Ddb, item: Item) -> TransactWriteItem {
+    TransactWriteItem::builder()
+        .put(
+            Put::builder()
+                .table_name(&ddb.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .expect("table and item set"),
+        )
+        .build()
+}
+
+/// How many times a write whose timestamp collides with an existing row's moves on by one
+/// microsecond before giving up.
+const COLLISION_RETRIES: i64 = 16;
+
+/// C. Writes one message from `sender` into `group` and returns it. Two messages of a
+/// conversation may not share a timestamp (it is their key): a collision moves the new one on by
+/// a microsecond instead of overwriting the other.
+pub async fn create_message(ddb: &Ddb, group: Uuid, sender: &User, text: &str) -> Result<MessageRow> {
+    let mut row = MessageRow {
+        message_group_uuid: group,
+        created_at: now(),
+        message_uuid: Uuid::new_v4(),
+        message: text.to_string(),
+        user_uuid: sender.uuid,
+        user_display_name: sender.display_name.clone(),
+        user_handle: sender.handle.clone(),
+    };
+    if text.is_empty() {
+        return Err(input("the message is empty; nothing was written"));
+    }
+    check_size(&row.to_item())?;
+    for _ in 0..COLLISION_RETRIES {
+        let res =
+            ddb.client.put_item().table_name(&ddb.table).set_item(Some(row.to_item())).condition_expression("attribute_not_exists(pk)").send().await;
+        match res {
+            Ok(_) => return Ok(row),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                row.created_at += time::Duration::microseconds(1);
+            }
+            Err(e) => return Err(Error::from_sdk(e, &ddb.ctx("PutItem"))),
+        }
+    }
+    Err(input(format!("could not find a free timestamp for the message in conversation {group}")))
+}
+
+/// What [`create_message_group`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewGroup {
+    /// The new conversation's uuid.
+    pub uuid: Uuid,
+    /// The first message.
+    pub message: MessageRow,
+    /// The group rows: `me`'s, then `other`'s.
+    pub rows: [MessageGroupRow; 2],
+}
+
+/// D. Starts a conversation between `me` and `other` with `text` from `me`: both group rows and
+/// the message in one TransactWriteItems, all or nothing. Returns what was written.
+pub async fn create_message_group(ddb: &Ddb, me: &User, other: &User, text: &str) -> Result<NewGroup> {
+    create_message_group_at(ddb, Uuid::new_v4(), me, other, text, now()).await
+}
+
+/// [`create_message_group`] with the conversation's uuid and clock given (tests, imports). Every
+/// put is conditioned on its key being free, so an existing row makes the whole transaction fail
+/// and nothing is written.
+pub async fn create_message_group_at(ddb: &Ddb, uuid: Uuid, me: &User, other: &User, text: &str, at: OffsetDateTime) -> Result<NewGroup> {
+    if me.uuid == other.uuid {
+        return Err(input(format!("a conversation needs two different users; {} was given twice", me.handle)));
+    }
+    if text.is_empty() {
+        return Err(input("the message is empty; nothing was written"));
+    }
+    let message = MessageRow {
+        message_group_uuid: uuid,
+        created_at: at,
+        message_uuid: Uuid::new_v4(),
+        message: text.to_string(),
+        user_uuid: me.uuid,
+        user_display_name: me.display_name.clone(),
+        user_handle: me.handle.clone(),
+    };
+    let row = |owner: &User, member: &User| MessageGroupRow {
+        owner_uuid: owner.uuid,
+        last_message_at: at,
+        message_group_uuid: uuid,
+        message: text.to_string(),
+        user_uuid: member.uuid,
+        user_display_name: member.display_name.clone(),
+        user_handle: member.handle.clone(),
+    };
+    let rows = [row(me, other), row(other, me)];
+    let items = [message.to_item(), rows[0].to_item(), rows[1].to_item()];
+    for item in &items {
+        check_size(item)?;
+    }
+    ddb.client.transact_write_items().set_transact_items(Some(items.into_iter().map(|i| put_new(ddb, i)).collect())).send().await.map_err(|e| {
+        let reasons = e.as_service_error().and_then(|s| match s {
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t) => {
+                Some(t.cancellation_reasons().iter().filter_map(|r| r.code()).filter(|c| *c != "None").collect::<Vec<_>>().join(", "))
+            }
+            _ => None,
+        });
+        match reasons {
+            Some(r) => input(format!("the conversation was not created, nothing was written: the transaction was cancelled ({r})")),
+            None => Error::from_sdk(e, &ddb.ctx("TransactWriteItems")),
+        }
+    })?;
+    Ok(NewGroup { uuid, message, rows })
+}
+
+/// The course's line for a message: handle padded to 12, `YYYY-MM-DD HH:MM AM/PM` padded to 22,
+/// the first 40 characters of the text and `...`.
+pub fn course_line(m: &Message) -> String {
+    let when = parse_ts(&m.created_at)
+        .ok()
+        .map(|t| {
+            let (h, ampm) = match t.hour() {
+                0 => (12, "AM"),
+                h @ 1..=11 => (h, "AM"),
+                12 => (12, "PM"),
+                h => (h - 12, "PM"),
+            };
+            format!("{:04}-{:02}-{:02} {:02}:{:02} {ampm}", t.year(), u8::from(t.month()), t.day(), h, t.minute())
+        })
+        .unwrap_or_else(|| m.created_at.clone());
+    let text: String = m.message.chars().take(40).collect();
+    format!("{:<12}{:<22}{text}...", m.handle, when)
+}
+
+/// The query's answer as boto3 prints it (`json.dumps(response, sort_keys=True, indent=2)` in the
+/// course): `Items` typed, `Count`, `ScannedCount`, `LastEvaluatedKey`, `ConsumedCapacity`.
+pub fn response_json(out: &QueryOutput) -> serde_json::Value {
+    use crate::item_json::{item_to_json, ItemFormat};
+    let mut m = serde_json::Map::new();
+    m.insert("Items".into(), out.items().iter().map(|i| item_to_json(i, ItemFormat::DynamodbJson)).collect());
+    m.insert("Count".into(), out.count().into());
+    m.insert("ScannedCount".into(), out.scanned_count().into());
+    if let Some(k) = out.last_evaluated_key() {
+        m.insert("LastEvaluatedKey".into(), item_to_json(k, ItemFormat::DynamodbJson));
+    }
+    if let Some(c) = out.consumed_capacity() {
+        m.insert("ConsumedCapacity".into(), capacity_json(c));
+    }
+    serde_json::Value::Object(m)
+}
+
+/// `ConsumedCapacity` as boto3 prints it.
+pub fn capacity_json(c: &aws_sdk_dynamodb::types::ConsumedCapacity) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    if let Some(t) = c.table_name() {
+        m.insert("TableName".into(), t.into());
+    }
+    if let Some(u) = c.capacity_units() {
+        m.insert("CapacityUnits".into(), u.into());
+    }
+    serde_json::Value::Object(m)
+}
+
+/// The key `(pk, sk)` of a row, for tests and messages.
+pub fn key(item: &Item) -> (String, String) {
+    let get = |k| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    (get(PK), get(SK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn course_lines_match_the_course_format() {
+        let m = Message {
+            uuid: Uuid::nil(),
+            display_name: "Andrew Bayko".into(),
+            handle: "bayko".into(),
+            message: "I'm a big fan of Babylon 5. What do you think of it as a show?".into(),
+            created_at: "2025-12-31T13:05:00.000000+00:00".into(),
+        };
+        assert_eq!(course_line(&m), "bayko       2025-12-31 01:05 PM   I'm a big fan of Babylon 5. What do you ...");
+        let m = Message { created_at: "2026-01-01T00:09:59.999999+00:00".into(), message: "ok".into(), ..m };
+        assert_eq!(course_line(&m), "bayko       2026-01-01 12:09 AM   ok...");
+    }
+
+    #[test]
+    fn pages_are_checked() {
+        assert!(Page::default().validate().is_ok());
+        assert!(Page { limit: 0, before: None }.validate().is_err());
+        assert!(Page { limit: 20, before: Some("yesterday".into()) }.validate().is_err());
+        assert!(Page { limit: 20, before: Some("2026-01-01T00:00:00.000000+00:00".into()) }.validate().is_ok());
+    }
+}

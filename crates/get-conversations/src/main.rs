@@ -1,0 +1,81 @@
+//! `bin/ddb/patterns/get-conversations [GROUP_UUID] [prod]` (also `get-conversation`, the course
+//! repository's name): pattern A, a conversation's latest messages, printed as the course does.
+
+use clap::Parser;
+use ddb_core::cli::{self, DdbArgs};
+use ddb_core::patterns::{self, Page};
+use ddb_core::seed::COURSE_GROUP;
+use std::process::ExitCode;
+
+/// Print a conversation's latest messages (pattern A), oldest first. The default output is the
+/// course's: the query's JSON response, the consumed capacity, then one line per message.
+#[derive(Parser)]
+#[command(
+    version,
+    after_help = "Examples:\n  ./bin/ddb/patterns/get-conversations\n  ./bin/ddb/patterns/get-conversations 5ae290ed-55d1-47a0-bc6d-fe2bc2700399 prod\n  ./bin/ddb/patterns/get-conversations --output json --limit 5"
+)]
+struct Args {
+    /// The conversation (default: the seeded one), then `prod` for real AWS
+    #[arg(value_name = "[GROUP_UUID] [prod]", num_args = 0..=2)]
+    words: Vec<String>,
+    #[command(flatten)]
+    ddb: DdbArgs,
+    /// course: response, capacity and lines; lines: only the lines; json: only the messages
+    #[arg(long, value_enum, default_value_t = Output::Course)]
+    output: Output,
+    /// Messages per page
+    #[arg(long, default_value_t = patterns::DEFAULT_LIMIT, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    limit: i32,
+    /// Only messages older than this cursor (printed on stderr when there are more)
+    #[arg(long, value_name = "CURSOR")]
+    before: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Course,
+    Lines,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let mut args = Args::parse();
+    cli::main(1, async move {
+        let prod = cli::take_prod(&mut args.words);
+        let group = match args.words.as_slice() {
+            [] => COURSE_GROUP,
+            [g] => cli::parse_uuid("GROUP_UUID", g)?,
+            _ => return Err(cli::usage("expected at most a GROUP_UUID and prod")),
+        };
+        let page = Page { limit: args.limit, before: args.before.clone() };
+        page.validate().map_err(|e| cli::usage(e.to_string()))?;
+        let ddb = args.ddb.connect(prod).await?;
+        let listing = patterns::list_messages(&ddb, group, &page).await?;
+        match args.output {
+            Output::Course => {
+                cli::print_json(&patterns::response_json(&listing.raw))?;
+                let capacity = listing.raw.consumed_capacity().map(patterns::capacity_json).unwrap_or_default();
+                cli::print_json(&capacity)?;
+                print_lines(&listing.items)?;
+            }
+            Output::Lines => print_lines(&listing.items)?,
+            Output::Json => cli::print_json(&listing.items)?,
+        }
+        if listing.items.is_empty() {
+            eprintln!("no messages in conversation {group} in table {} at {}", ddb.table, ddb.target.label());
+        }
+        if let Some(c) = listing.cursor {
+            eprintln!("older messages: --before {c}");
+        }
+        Ok(())
+    })
+}
+
+fn print_lines(items: &[patterns::Message]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for m in items {
+        writeln!(out, "{}", patterns::course_line(m))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! `bin/ddb/patterns/list-conversations [HANDLE] [prod]`: pattern B, a user's conversations,
+//! newest first; the user's uuid comes from Postgres by handle.
+
+use clap::Parser;
+use ddb_core::cli::{self, DdbArgs, PgArgs};
+use ddb_core::patterns::{self, Page};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// The handle the course looks up.
+const COURSE_HANDLE: &str = "yaya2devops";
+
+/// List a user's conversations (pattern B), newest first. Prints `my-uuid: ...` as the course
+/// does, then a table (or, with --output json, the list as the app's API returns it).
+#[derive(Parser)]
+#[command(
+    version,
+    after_help = "Examples:\n  ./bin/ddb/patterns/list-conversations\n  ./bin/ddb/patterns/list-conversations bayko prod\n  ./bin/ddb/patterns/list-conversations --output json"
+)]
+struct Args {
+    /// The user's handle in Postgres (default: yaya2devops), then `prod` for real AWS
+    #[arg(value_name = "[HANDLE] [prod]", num_args = 0..=2)]
+    words: Vec<String>,
+    #[command(flatten)]
+    ddb: DdbArgs,
+    #[command(flatten)]
+    pg: PgArgs,
+    /// table: readable columns; json: the list; course: the query's JSON response
+    #[arg(long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    /// Conversations per page
+    #[arg(long, default_value_t = patterns::DEFAULT_LIMIT, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    limit: i32,
+    /// Only conversations older than this cursor (printed on stderr when there are more)
+    #[arg(long, value_name = "CURSOR")]
+    before: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
+    Course,
+}
+
+fn main() -> ExitCode {
+    let mut args = Args::parse();
+    cli::main(1, async move {
+        let prod = cli::take_prod(&mut args.words);
+        let handle = match args.words.as_slice() {
+            [] => COURSE_HANDLE.to_string(),
+            [h] => h.clone(),
+            _ => return Err(cli::usage("expected at most a HANDLE and prod")),
+        };
+        let page = Page { limit: args.limit, before: args.before.clone() };
+        page.validate().map_err(|e| cli::usage(e.to_string()))?;
+        let ddb = args.ddb.connect(prod).await?;
+        let me = args.pg.users(&[&handle]).await?.remove(0);
+        let listing = patterns::list_message_groups(&ddb, me.uuid, &page).await?;
+        match args.output {
+            Output::Json => cli::print_json(&listing.items)?,
+            Output::Course => {
+                println!("my-uuid: {}", me.uuid);
+                cli::print_json(&patterns::response_json(&listing.raw))?;
+            }
+            Output::Table => {
+                println!("my-uuid: {}", me.uuid);
+                let mut out = std::io::stdout().lock();
+                if !listing.items.is_empty() {
+                    writeln!(out, "{:<36}  {:<16}  {:<24}  {:<19}  {}", "conversation", "with", "display name", "last message (UTC)", "message")?;
+                }
+                for g in &listing.items {
+                    let text: String = g.message.chars().take(40).collect();
+                    let when = g.created_at.get(..19).unwrap_or(&g.created_at).replace('T', " ");
+                    writeln!(out, "{:<36}  {:<16}  {:<24}  {:<19}  {text}", g.uuid, g.handle, g.display_name, when)?;
+                }
+            }
+        }
+        if listing.items.is_empty() {
+            eprintln!("{handle} has no conversations in table {} at {}", ddb.table, ddb.target.label());
+        }
+        if let Some(c) = listing.cursor {
+            eprintln!("older conversations: --before {c}");
+        }
+        Ok(())
+    })
+}

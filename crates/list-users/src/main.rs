@@ -1,0 +1,61 @@
+//! `bin/cognito/list-users`: every user of the Cognito pool (all pages of ListUsers), printed as
+//! the course does (the users as JSON, then the `{handle: sub}` map), or as a table.
+
+use clap::Parser;
+use ddb_core::cli::{self, resolve_target};
+use ddb_core::cognito;
+use ddb_core::target::{sdk_config, Service, TargetArgs};
+use std::process::ExitCode;
+
+/// List every user of the Cognito user pool with preferred_username and sub (all pages, not
+/// only the first 60). Prints the users as JSON and the {handle: sub} map, as the course does.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The pool (default: $AWS_COGNITO_USER_POOL_ID)
+    #[arg(long, value_name = "ID")]
+    user_pool_id: Option<String>,
+    /// course: the users and the map as JSON; table: one line per user; map: only the map
+    #[arg(long, value_enum, default_value_t = Output::Course)]
+    output: Output,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Course,
+    Table,
+    Map,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::main(1, async move {
+        let pool = cognito::pool_id(args.user_pool_id.as_deref())?;
+        let target = resolve_target(&args.target, Service::Cognito, false)?;
+        let client = cognito::client(&sdk_config(&target, &args.target).await, &target);
+        let users = cognito::list_users(&client, &pool, &target.label()).await?;
+        let (map, skipped) = cognito::handle_map(&users);
+        match args.output {
+            Output::Course => {
+                cli::print_json(&users.iter().map(|u| &u.raw).collect::<Vec<_>>())?;
+                cli::print_json(&map)?;
+            }
+            Output::Map => cli::print_json(&map)?,
+            Output::Table => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{:<24}  {:<36}  username", "handle", "sub")?;
+                for u in &users {
+                    writeln!(out, "{:<24}  {:<36}  {}", u.handle.as_deref().unwrap_or("-"), u.sub.as_deref().unwrap_or("-"), u.username)?;
+                }
+            }
+        }
+        for (name, why) in &skipped {
+            eprintln!("skipped {name}: {why}");
+        }
+        eprintln!("{} user(s) in pool {pool}", users.len());
+        Ok(())
+    })
+}

@@ -1,0 +1,67 @@
+//! `bin/db/update_cognito_user_ids` (also `bin/cognito/db/update_cognito_user_ids`): copies each
+//! Cognito user's `sub` into `users.cognito_user_id`, matched by handle, for the whole pool in
+//! one transaction.
+
+use clap::Parser;
+use ddb_core::cli::{self, resolve_target, PgArgs};
+use ddb_core::target::{sdk_config, Service, TargetArgs};
+use ddb_core::{cognito, pg};
+use std::process::ExitCode;
+
+/// Set users.cognito_user_id in Postgres from the Cognito pool (preferred_username = handle),
+/// for every user of the pool, in one transaction: all rows or none. Reports what changed, the
+/// Cognito handles with no row, and the rows still holding MOCK.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    pg: PgArgs,
+    /// The pool (default: $AWS_COGNITO_USER_POOL_ID)
+    #[arg(long, value_name = "ID")]
+    user_pool_id: Option<String>,
+    /// Change nothing; print what would change
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::main(1, async move {
+        println!("== db-update-cognito-user-ids");
+        let pool = cognito::pool_id(args.user_pool_id.as_deref())?;
+        let url = &args.pg.connection_url;
+        // Postgres first: a database that is not there fails before anything is read or changed.
+        let mut db = pg::connect(url).await?;
+        let target = resolve_target(&args.target, Service::Cognito, false)?;
+        let client = cognito::client(&sdk_config(&target, &args.target).await, &target);
+        let users = cognito::list_users(&client, &pool, &target.label()).await?;
+        let (map, skipped) = cognito::handle_map(&users);
+        for (handle, sub) in &map {
+            println!("---- {handle} {sub}");
+        }
+        for (name, why) in &skipped {
+            println!("skipped {name}: {why}");
+        }
+        let report = cognito::sync(&mut db, url, &map, args.dry_run).await?;
+        let verb = if args.dry_run { "would change" } else { "changed" };
+        for (handle, before, after) in &report.changed {
+            println!("{verb} {handle}: {before} -> {after}");
+        }
+        println!(
+            "{} row(s) {verb}, {} already up to date, in database {}{}",
+            report.changed.len(),
+            report.unchanged,
+            pg::redact(url),
+            if args.dry_run { " (dry run: nothing was written)" } else { "" }
+        );
+        if !report.unmatched.is_empty() {
+            println!("{} Cognito handle(s) with no row in users: {}", report.unmatched.len(), report.unmatched.join(", "));
+        }
+        if !report.still_mock.is_empty() {
+            println!("{} row(s) still hold MOCK: {}", report.still_mock.len(), report.still_mock.join(", "));
+        }
+        Ok(())
+    })
+}
