@@ -17,7 +17,7 @@ struct Args {
     group: String,
     /// The sender's handle in Postgres
     handle: String,
-    /// The message
+    /// The message; `-` reads it from stdin
     text: String,
     /// `prod` for real AWS; default: DynamoDB Local
     #[arg(value_name = "prod", value_parser = ["prod"])]
@@ -49,7 +49,14 @@ fn main() -> ExitCode {
             let names: Vec<&str> = members.iter().map(|r| r.user_handle.as_str()).collect();
             anyhow::bail!("{} is not a member of conversation {group} (its members: {})", sender.handle, names.join(", "));
         }
-        let row = patterns::create_message(&ddb, group, &sender, &args.text).await?;
+        let text = if args.text == "-" {
+            let mut t = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map_err(|e| anyhow::anyhow!("cannot read the message from stdin: {e}"))?;
+            t.trim_end_matches('\n').to_string()
+        } else {
+            args.text.clone()
+        };
+        let row = patterns::create_message(&ddb, group, &sender, &text).await?;
         if args.json {
             cli::print_json(&row)?;
         } else {

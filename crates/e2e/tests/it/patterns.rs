@@ -1,0 +1,226 @@
+use ddb_core::patterns::{self, Page};
+use ddb_core::pg::User;
+use ddb_core::records::{format_ts, parse_ts, MessageRow};
+use ddb_core::seed::COURSE_GROUP;
+use e2e::*;
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Output, Stdio};
+use uuid::Uuid;
+
+fn with_db(t: &TestTable, db: &TestDb, name: &str, args: &[&str]) -> Output {
+    t.cmd(name).env("CONNECTION_URL", &db.url).args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn users(db: &TestDb) -> HashMap<String, User> {
+    block_on(async {
+        let c = ddb_core::pg::connect(&db.url).await.unwrap();
+        let handles = ["yaya2devops", "bayko", "carol"].map(String::from);
+        ddb_core::pg::users_by_handle(&c, &db.url, &handles).await.unwrap()
+    })
+}
+
+fn seeded(tag: &str, args: &[&str]) -> (TestTable, TestDb) {
+    let db = TestDb::create();
+    let t = TestTable::create(DynamoLocal::shared(), tag);
+    let out = with_db(&t, &db, "seed", &[args, &["--quiet"]].concat());
+    assert!(out.status.success(), "seed: {}", stderr(&out));
+    (t, db)
+}
+
+#[test]
+fn a_pages_newest_first_and_returns_each_page_oldest_first() {
+    let (t, _db) = seeded("pa", &["--messages", "45"]);
+    let mut all: Vec<MessageRow> = t.items().iter().filter(|i| s(i, "pk").starts_with("MSG#")).map(|i| MessageRow::from_item(i).unwrap()).collect();
+    all.sort_by_key(|m| m.created_at);
+    assert_eq!(all.len(), 45);
+
+    let first = block_on(patterns::list_messages(&t.ddb, COURSE_GROUP, &Page::default())).unwrap();
+    let want: Vec<Uuid> = all[25..].iter().map(|m| m.message_uuid).collect();
+    assert_eq!(first.items.iter().map(|m| m.uuid).collect::<Vec<_>>(), want, "the newest 20, oldest first");
+    assert!(first.items.windows(2).all(|w| w[0].created_at < w[1].created_at));
+
+    // Following the cursors yields every message exactly once, in order.
+    let mut pages = vec![first.items.clone()];
+    let mut cursor = first.cursor.clone();
+    while let Some(c) = cursor {
+        let page = block_on(patterns::list_messages(&t.ddb, COURSE_GROUP, &Page { limit: 20, before: Some(c) })).unwrap();
+        pages.push(page.items.clone());
+        cursor = page.cursor;
+        assert!(pages.len() <= 4, "the cursors must end");
+    }
+    let seen: Vec<Uuid> = pages.into_iter().rev().flatten().map(|m| m.uuid).collect();
+    assert_eq!(seen, all.iter().map(|m| m.message_uuid).collect::<Vec<_>>());
+    // Each message as the API returns it.
+    let last = first.items.last().unwrap();
+    let row = all.last().unwrap();
+    assert_eq!((last.handle.as_str(), last.display_name.as_str(), last.message.as_str()), (row.user_handle.as_str(), row.user_display_name.as_str(), row.message.as_str()));
+    assert_eq!(last.created_at, format_ts(row.created_at));
+}
+
+#[test]
+fn b_lists_my_groups_newest_first_and_never_anothers() {
+    let db = TestDb::create();
+    db.exec("INSERT INTO users (display_name, handle, email, cognito_user_id) VALUES ('Carol C', 'carol', 'c@example.com', 'MOCK')");
+    let u = users(&db);
+    let t = TestTable::create(DynamoLocal::shared(), "pb");
+    let at = |s: &str| parse_ts(s).unwrap();
+    let g1 = block_on(patterns::create_message_group_at(&t.ddb, Uuid::new_v4(), &u["bayko"], &u["yaya2devops"], "old one", at("2025-12-30T10:00:00Z"))).unwrap();
+    let g2 = block_on(patterns::create_message_group_at(&t.ddb, Uuid::new_v4(), &u["carol"], &u["bayko"], "new one", at("2026-01-02T10:00:00Z"))).unwrap();
+
+    let mine = block_on(patterns::list_message_groups(&t.ddb, u["bayko"].uuid, &Page::default())).unwrap();
+    assert_eq!(mine.items.iter().map(|g| g.uuid).collect::<Vec<_>>(), [g2.uuid, g1.uuid], "newest first");
+    assert_eq!((mine.items[0].handle.as_str(), mine.items[0].message.as_str()), ("carol", "new one"), "names the other member");
+    assert_eq!(mine.items[1].created_at, "2025-12-30T10:00:00.000000+00:00");
+    assert!(mine.cursor.is_none());
+
+    let yaya = block_on(patterns::list_message_groups(&t.ddb, u["yaya2devops"].uuid, &Page::default())).unwrap();
+    assert_eq!(yaya.items.iter().map(|g| g.uuid).collect::<Vec<_>>(), [g1.uuid], "carol's conversation is not yaya's");
+
+    // The script: my-uuid, then a readable table; --output json is the list.
+    let out = with_db(&t, &db, "list-conversations", &["bayko"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with(&format!("my-uuid: {}\n", u["bayko"].uuid)), "{text}");
+    assert!(text.contains(&g2.uuid.to_string()) && text.contains("carol") && text.contains("new one"), "{text}");
+    let out = with_db(&t, &db, "list-conversations", &["yaya2devops", "--output", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["uuid"], g1.uuid.to_string());
+    assert_eq!(json[0]["handle"], "bayko");
+    assert_eq!(json.as_array().unwrap().len(), 1);
+}
+
+/// The course conversation seeded as of 2026-01-01 00:10 UTC: its messages are dated the day
+/// before, in the previous year, and must still list (no begins_with(sk, year) filter).
+#[test]
+fn get_conversations_prints_the_course_lines_and_last_years_messages_still_list() {
+    let (t, _db) = seeded("pgolden", &["--now", "2026-01-01T00:10:00Z"]);
+    let out = t.run("get-conversations", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let golden = include_str!("golden/get-conversations-2026-01-01.txt");
+    assert_eq!(lines[lines.len() - 20..].join("\n"), golden.trim_end(), "the latest 20 messages in the course's format");
+    // Before them: the query response and the consumed capacity, as JSON.
+    let json_end = text.find("\n}\n").unwrap() + 3;
+    let response: serde_json::Value = serde_json::from_str(&text[..json_end]).unwrap();
+    assert_eq!(response["Count"], 20);
+    assert_eq!(response["Items"].as_array().unwrap().len(), 20);
+    assert_eq!(response["Items"][0]["sk"]["S"], "2025-12-31T00:33:00.000000+00:00", "newest first, as DynamoDB answered");
+    assert!(response["ConsumedCapacity"]["CapacityUnits"].as_f64().unwrap() > 0.0);
+    assert!(stderr(&out).contains("older messages: --before 2025-12-31T00:14:00.000000+00:00"), "{}", stderr(&out));
+
+    // --output json: only the list; the default group and an explicit one are the same.
+    let out = t.run("get-conversations", &[&COURSE_GROUP.to_string(), "--output", "json", "--limit", "30"]);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 24);
+    assert!(list[0]["created_at"].as_str().unwrap().starts_with("2025-12-31T00:10:00"));
+}
+
+#[test]
+fn c_then_a_the_new_message_comes_last() {
+    let (t, db) = seeded("pc", &[]);
+    let out = with_db(&t, &db, "create-message", &[&COURSE_GROUP.to_string(), "bayko", "A brand new message", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let page = block_on(patterns::list_messages(&t.ddb, COURSE_GROUP, &Page::default())).unwrap();
+    let last = page.items.last().unwrap();
+    assert_eq!((last.message.as_str(), last.handle.as_str()), ("A brand new message", "bayko"));
+    assert_eq!(last.uuid.to_string(), row["message_uuid"].as_str().unwrap());
+    assert_eq!(t.items().len(), 27, "one row more, nothing else");
+
+    // Text from stdin; a message over DynamoDB's item limit is refused and nothing is written.
+    let mut child = t.cmd("create-message").env("CONNECTION_URL", &db.url).args([&COURSE_GROUP.to_string(), "bayko", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(&vec![b'x'; 410 * 1024]).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("too long") && stderr(&out).contains("nothing was written"), "{}", stderr(&out));
+    assert_eq!(t.items().len(), 27);
+
+    // Not a member, no such conversation, unknown handle, malformed uuid.
+    let other = Uuid::new_v4().to_string();
+    let out = with_db(&t, &db, "create-message", &[&other, "bayko", "hi"]);
+    assert!(stderr(&out).contains(&format!("no conversation {other}")), "{}", stderr(&out));
+    let out = with_db(&t, &db, "create-message", &[&COURSE_GROUP.to_string(), "nobody", "hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no user with handle nobody in database"), "{}", stderr(&out));
+    let out = with_db(&t, &db, "create-message", &["not-a-uuid", "bayko", "hi"]);
+    assert_eq!(out.status.code(), Some(2), "a malformed uuid is a usage error");
+    assert_eq!(t.items().len(), 27);
+}
+
+#[test]
+fn d_writes_all_three_rows_or_none() {
+    let db = TestDb::create();
+    let u = users(&db);
+    let t = TestTable::create(DynamoLocal::shared(), "pd");
+    let out = with_db(&t, &db, "create-conversation", &["bayko", "yaya2devops", "Have you seen Babylon 5?"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let group = Uuid::parse_str(stdout(&out).trim()).unwrap();
+    let items = t.items();
+    assert_eq!(items.len(), 3);
+    let rows = block_on(patterns::group_rows(&t.ddb, group)).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.message == "Have you seen Babylon 5?"));
+    let msgs = block_on(patterns::list_messages(&t.ddb, group, &Page::default())).unwrap();
+    assert_eq!(msgs.items.len(), 1);
+    assert_eq!(msgs.items[0].handle, "bayko");
+    assert_eq!(format_ts(rows[0].last_message_at), msgs.items[0].created_at);
+
+    // A condition that fails (the message's key is taken): the transaction writes nothing.
+    let taken = Uuid::new_v4();
+    let at = parse_ts("2026-03-01T12:00:00Z").unwrap();
+    let blocker = MessageRow {
+        message_group_uuid: taken,
+        created_at: at,
+        message_uuid: Uuid::new_v4(),
+        message: "already here".into(),
+        user_uuid: u["bayko"].uuid,
+        user_display_name: "Andrew Bayko".into(),
+        user_handle: "bayko".into(),
+    };
+    block_on(t.client().put_item().table_name(&t.name).set_item(Some(blocker.to_item())).send()).unwrap();
+    let err = block_on(patterns::create_message_group_at(&t.ddb, taken, &u["yaya2devops"], &u["bayko"], "hello", at)).unwrap_err();
+    assert!(err.to_string().contains("nothing was written"), "{err}");
+    assert!(block_on(patterns::group_rows(&t.ddb, taken)).unwrap().is_empty(), "no group row of the failed transaction");
+    assert_eq!(t.items().len(), 4, "only the blocker was added");
+
+    // A missing table: an error that says so, nothing anywhere.
+    let missing = TestTable::missing(DynamoLocal::shared());
+    let out = with_db(&missing, &db, "create-conversation", &["bayko", "yaya2devops", "hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does not exist") && stderr(&out).contains("schema-load"), "{}", stderr(&out));
+    // The same user twice, and an unknown one.
+    let out = with_db(&t, &db, "create-conversation", &["bayko", "bayko", "hi"]);
+    assert!(stderr(&out).contains("two different users"), "{}", stderr(&out));
+    let out = with_db(&t, &db, "create-conversation", &["bayko", "nobody", "hi"]);
+    assert!(stderr(&out).contains("no user with handle nobody"), "{}", stderr(&out));
+    assert_eq!(t.items().len(), 4);
+}
+
+#[test]
+fn script_errors_and_empty_conversations() {
+    let db = TestDb::create();
+    let t = TestTable::create(DynamoLocal::shared(), "perr");
+    // An empty conversation: an empty list, a note on stderr, exit 0.
+    let empty = Uuid::new_v4().to_string();
+    let out = t.run("get-conversations", &[&empty, "--output", "json"]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).trim(), "[]");
+    assert!(stderr(&out).contains(&format!("no messages in conversation {empty}")), "{}", stderr(&out));
+    // Malformed uuid, too many words, bad cursor: usage errors.
+    for args in [&["nope"][..], &[&empty, "extra", "words"][..], &["--before", "yesterday"][..], &["--limit", "0"][..]] {
+        let out = t.run("get-conversations", args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    // Unknown handle.
+    let out = with_db(&t, &db, "list-conversations", &["nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("no user with handle nobody in database postgresql://"), "{err}");
+    // --help everywhere.
+    for name in ["get-conversations", "list-conversations", "create-message", "create-conversation", "stream-worker"] {
+        let out = clean_cmd(name).arg("--help").output().unwrap();
+        assert!(out.status.success() && stdout(&out).contains("Usage:"), "{name}");
+    }
+}
