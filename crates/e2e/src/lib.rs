@@ -266,3 +266,60 @@ pub fn stderr(o: &Output) -> String {
 pub fn s<'a>(item: &'a Item, name: &str) -> &'a str {
     item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or_else(|| panic!("attribute {name} missing in {item:?}"))
 }
+
+/// moto's server mode (PyPI `moto[server]`), the tests' Cognito: a server of the test's own on a
+/// free port, from the project's virtualenv `.local/moto` (installed on first use; bin/test
+/// installs it up front).
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Installs moto where it is missing, starts a server and waits until it answers.
+    pub fn start() -> Self {
+        let venv = root().join(".local/moto");
+        let server = venv.join("bin/moto_server");
+        if !server.exists() {
+            let out = Command::new(root().join("bin/local/install-moto")).output().expect("run bin/local/install-moto");
+            assert!(out.status.success(), "cannot install moto: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let port = free_port();
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server");
+        let watchdog = format!(
+            "while kill -0 {} 2>/dev/null && kill -0 {} 2>/dev/null; do sleep 1; done; kill -9 {} 2>/dev/null",
+            std::process::id(),
+            child.id(),
+            child.id()
+        );
+        Command::new("sh").args(["-c", &watchdog]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("watchdog");
+        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not listen on port {port} within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// A Cognito client for this server.
+    pub fn cognito(&self) -> aws_sdk_cognitoidentityprovider::Client {
+        let target = Target::Endpoint(self.endpoint.clone());
+        let config = block_on(sdk_config(&target, &TargetArgs::default()));
+        ddb_core::cognito::client(&config, &target)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
