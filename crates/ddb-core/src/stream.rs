@@ -126,8 +126,9 @@ async fn follow(ddb: &Ddb, group: Uuid, n: &Newest) -> Result<u64> {
     for attempt in 0..ATTEMPTS {
         let rows = group_rows(ddb, group).await?;
         let mut lost_race = false;
-        for row in rows.iter().filter(|r| format_ts(r.last_message_at) < n.sk) {
-            match move_row(ddb, row, n).await {
+        let behind = rows.iter().filter(|r| format_ts(r.last_message_at) < n.sk);
+        for result in futures::future::join_all(behind.map(|row| move_row(ddb, row, n))).await {
+            match result {
                 Ok(()) => moved += 1,
                 Err(Move::Race) => lost_race = true,
                 Err(Move::Failed(e)) => return Err(e),

@@ -36,7 +36,9 @@ fn main() -> ExitCode {
         let mut db = pg::connect(url).await?;
         let target = resolve_target(&args.target, Service::Cognito, false)?;
         let client = cognito::client(&sdk_config(&target, &args.target).await, &target);
+        let started = std::time::Instant::now();
         let users = cognito::list_users(&client, &pool, &target.label()).await?;
+        let cognito_secs = started.elapsed().as_secs_f64();
         let (map, skipped) = cognito::handle_map(&users);
         for (handle, sub) in &map {
             println!("---- {handle} {sub}");
@@ -44,13 +46,15 @@ fn main() -> ExitCode {
         for (name, why) in &skipped {
             println!("skipped {name}: {why}");
         }
+        let started = std::time::Instant::now();
         let report = cognito::sync(&mut db, url, &map, args.dry_run).await?;
+        let pg_secs = started.elapsed().as_secs_f64();
         let verb = if args.dry_run { "would change" } else { "changed" };
         for (handle, before, after) in &report.changed {
             println!("{verb} {handle}: {before} -> {after}");
         }
         println!(
-            "{} row(s) {verb}, {} already up to date, in database {}{}",
+            "{} row(s) {verb}, {} already up to date, in database {}{} (cognito {cognito_secs:.3} s, postgres {pg_secs:.3} s)",
             report.changed.len(),
             report.unchanged,
             pg::redact(url),

@@ -1,0 +1,90 @@
+# Shared by the bench/ scripts: a Python virtualenv for the baselines, fresh DynamoDB Local
+# servers, timing. Sourced, not run.
+BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$BENCH_ROOT/bin/local/lib.sh"
+BASELINE="${BASELINE:-$BENCH_ROOT/../shared/baseline}"
+BENCH_VENV="$STATE/venv"
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
+
+# bench_venv: the baselines' Python packages (AWS CLI, boto3, psycopg, matplotlib), installed once.
+bench_venv() {
+  if [ ! -f "$BENCH_VENV/.bench-ok" ]; then
+    say "installing the baselines' Python packages into $BENCH_VENV"
+    python3 -m venv "$BENCH_VENV" || die "python3 -m venv failed (apt-get install python3-venv)"
+    "$BENCH_VENV/bin/pip" install -q --disable-pip-version-check awscli boto3 'psycopg[binary]' matplotlib >&2 ||
+      die "pip could not install the baselines' packages"
+    touch "$BENCH_VENV/.bench-ok"
+  fi
+}
+
+# bench_build: the release build of our binaries.
+bench_build() { (cd "$BENCH_ROOT" && cargo build --release --workspace --locked --quiet) || die "cargo build failed"; }
+
+# flood_rs: path of the ceiling probe's binary, built once into .local/flood-target.
+flood_rs() {
+  local dir="$STATE/flood-target"
+  if [ ! -x "$dir/release/flood-rs" ]; then
+    [ -f "$BASELINE/flood-rs/Cargo.toml" ] || die "the ceiling probe is not at $BASELINE/flood-rs (set BASELINE)"
+    say "building the ceiling probe flood-rs (once)"
+    (cd "$BASELINE/flood-rs" && CARGO_TARGET_DIR="$dir" cargo build --release --quiet) >&2 || die "flood-rs did not build"
+  fi
+  echo "$dir/release/flood-rs"
+}
+
+# bench_db: a Postgres database with the course's users for the baselines and ours; sets
+# CONNECTION_URL.
+bench_db() {
+  export CONNECTION_URL="${BENCH_PG_URL:-postgresql://postgres@127.0.0.1:5432/cruddur_bench}"
+  "$BENCH_ROOT/bin/db/setup" >/dev/null || die "Postgres is not ready for the benchmark database $CONNECTION_URL"
+}
+
+SERVERS=()
+stop_servers() { for p in "${SERVERS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done; SERVERS=(); }
+trap stop_servers EXIT
+
+# fresh_server [--no-table]: a new in-memory DynamoDB Local on a free port (SPEC.md: every
+# measurement gets its own) with the table of schema-load; sets EP and SERVER_PID.
+fresh_server() {
+  need_java; ddb_install
+  local port; port=$(free_port)
+  ddb_start "$port" /dev/null
+  SERVER_PID=$DDB_STARTED_PID
+  SERVERS+=("$SERVER_PID")
+  EP="http://127.0.0.1:$port"
+  export AWS_ENDPOINT_URL="$EP"
+  if [ "${1:-}" != --no-table ]; then
+    "$BENCH_ROOT/bin/ddb/schema-load" --endpoint-url "$EP" >/dev/null || die "schema-load failed on $EP"
+  fi
+}
+
+# stop_server: stops the server of the last fresh_server.
+stop_server() { kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true; unset AWS_ENDPOINT_URL; }
+
+# seconds CMD...: runs CMD (output discarded) and prints its wall time in seconds.
+seconds() {
+  local s e
+  s=$(date +%s%N)
+  "$@" >/dev/null 2>"$STATE/bench-last.err" || { cat "$STATE/bench-last.err" >&2; die "failed: $*"; }
+  e=$(date +%s%N)
+  awk -v d=$((e - s)) 'BEGIN { printf "%.3f", d / 1e9 }'
+}
+
+# peak_rss_mb CMD...: runs CMD and prints its peak resident set size in MB.
+peak_rss_mb() {
+  /usr/bin/time -f '%M' -o "$STATE/bench-rss" "$@" >/dev/null 2>"$STATE/bench-last.err" || { cat "$STATE/bench-last.err" >&2; die "failed: $*"; }
+  awk '{ printf "%.1f", $1 / 1024 }' "$STATE/bench-rss"
+}
+
+# verdict VALUE OP GOAL: "met" or "NOT met".
+verdict() { awk -v v="$1" -v g="$3" -v op="$2" 'BEGIN { ok = (op == ">=") ? (v >= g) : (v <= g); print ok ? "met" : "NOT met" }'; }
+
+# result METRIC OURS BASELINE RATIO GOAL VERDICT: one row of bench/run's table (appended to
+# $BENCH_RESULTS when bench/run set it).
+result() { [ -z "${BENCH_RESULTS:-}" ] || printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$BENCH_RESULTS"; }
+
+# median_seconds RUNS CMD...: the median wall time of RUNS runs of CMD.
+median_seconds() {
+  local runs=$1; shift
+  for _ in $(seq "$runs"); do seconds "$@"; echo; done | sort -n |
+    awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
+}
