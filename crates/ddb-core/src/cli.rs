@@ -103,6 +103,14 @@ impl DdbArgs {
 /// Resolves the target of `service` from the flags and the environment, warning on stderr about
 /// endpoints that are neither local nor AWS.
 pub fn resolve_target(args: &TargetArgs, service: Service, prod: bool) -> anyhow::Result<Target> {
+    if let Some(r) = &args.region {
+        crate::target::check_region(r, "--region")?;
+    }
+    for var in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
+        if let Some(r) = std::env::var(var).ok().filter(|r| !r.is_empty()) {
+            crate::target::check_region(&r, var)?;
+        }
+    }
     let target = resolve(service, prod, args.endpoint_url.as_deref(), |k| std::env::var(k).ok())?;
     if let Some(w) = crate::target::endpoint_warning(&target) {
         eprintln!("{w}");

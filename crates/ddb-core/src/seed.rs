@@ -296,7 +296,17 @@ async fn keys_of_partition(ddb: &Ddb, pk: String, with_group: bool) -> Result<Ve
 
 /// Writes the plan (see the module docs for the order). `progress` counts items deleted and
 /// written; `on_phase` is told when each phase starts.
-pub async fn run(ddb: &Ddb, plan: &SeedPlan, opts: WriteOptions, progress: &ProgressBar, on_phase: &dyn Fn(&str, u64)) -> Result<SeedReport> {
+///
+/// `approve_replace` is asked before rows of an earlier seed are deleted (with their count); when
+/// it says no, nothing is changed and the run fails (the prod guard).
+pub async fn run(
+    ddb: &Ddb,
+    plan: &SeedPlan,
+    opts: WriteOptions,
+    progress: &ProgressBar,
+    on_phase: &dyn Fn(&str, u64),
+    approve_replace: &dyn Fn(u64) -> bool,
+) -> Result<SeedReport> {
     // Existing group rows of both users that belong to seed groups.
     let mut old_group_rows = Vec::new();
     let mut groups: BTreeSet<Uuid> = BTreeSet::new();
@@ -322,6 +332,13 @@ pub async fn run(ddb: &Ddb, plan: &SeedPlan, opts: WriteOptions, progress: &Prog
         }
         if !old_messages.is_empty() || !old_group_rows.is_empty() {
             let n = (old_messages.len() + old_group_rows.len()) as u64;
+            if !approve_replace(n) {
+                return Err(input(format!(
+                    "table {} at {} holds {n} rows of an earlier seed; not replacing them without confirmation: pass --yes, or run in a terminal and confirm",
+                    ddb.table,
+                    ddb.target.label()
+                )));
+            }
             on_phase("clearing the earlier seed", n);
             report.deleted += write_all(ddb, old_messages.into_iter().map(delete), opts, progress).await?;
             report.deleted += write_all(ddb, old_group_rows.into_iter().map(delete), opts, progress).await?;

@@ -122,6 +122,21 @@ pub fn check_endpoint(url: &str, origin: &str) -> Result<String> {
     Ok(url.trim().trim_end_matches('/').to_string())
 }
 
+/// Checks that a region looks like one (`us-east-1`, `us-gov-west-1`): a typo such as `us east 1`
+/// or `US-EAST-1` would otherwise surface as an obscure endpoint or DNS error.
+pub fn check_region(region: &str, origin: &str) -> Result<()> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(input(format!("malformed AWS region {region:?} (from {origin}): expected something like us-east-1 or ca-central-1")))
+    }
+}
+
 /// True for loopback endpoints, where the local stack lives.
 pub fn is_local(url: &str) -> bool {
     url::Url::parse(url)
@@ -191,6 +206,16 @@ mod tests {
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn regions_are_checked() {
+        for ok in ["us-east-1", "ca-central-1", "us-gov-west-1", "ap-southeast-2"] {
+            assert!(check_region(ok, "test").is_ok(), "{ok}");
+        }
+        for bad in ["", "us east 1", "US-EAST-1", "useast1", "us-east-", "us-east-x", "1s-east-1"] {
+            assert!(check_region(bad, "test").unwrap_err().to_string().contains("malformed AWS region"), "{bad}");
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! behind.
 #![deny(missing_docs)]
 
+pub mod fault;
+
 use aws_sdk_dynamodb::Client;
 use ddb_core::records::Item;
 use ddb_core::target::{sdk_config, Target, TargetArgs};
@@ -74,13 +76,23 @@ pub struct DynamoLocal {
 impl DynamoLocal {
     /// Starts a fresh server and waits until it accepts connections.
     pub fn start() -> Self {
+        Self::start_at(free_port(), None)
+    }
+
+    /// Starts a server on `port`, in memory or (with `data`) keeping its tables in that folder, so
+    /// that a restart on the same port finds them again.
+    pub fn start_at(port: u16, data: Option<&Path>) -> Self {
         let jar = jar();
         let dir = jar.parent().expect("jar dir");
-        let port = free_port();
-        let child = Command::new("java")
-            .current_dir(dir)
-            .args(["-Djava.library.path=./DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar", "-inMemory", "-sharedDb", "-port"])
-            .arg(port.to_string())
+        let mut cmd = Command::new("java");
+        cmd.current_dir(dir)
+            .args(["-Djava.library.path=./DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar", "-sharedDb", "-port"])
+            .arg(port.to_string());
+        match data {
+            Some(d) => cmd.arg("-dbPath").arg(d),
+            None => cmd.arg("-inMemory"),
+        };
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

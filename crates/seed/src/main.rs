@@ -40,6 +40,9 @@ struct Args {
     /// No progress bar
     #[arg(long, short)]
     quiet: bool,
+    /// With prod: replace an earlier seed without asking
+    #[arg(long, short = 'y')]
+    yes: bool,
     #[command(flatten)]
     pg: PgArgs,
     /// Seed as if the clock said this (RFC 3339, e.g. 2026-01-01T00:10:00Z): for reproducible
@@ -102,12 +105,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let opts = WriteOptions { concurrency: args.concurrency as usize, ..WriteOptions::default() };
     let watch = (!ddb.target.is_aws() && plan.total_items() >= 20_000).then(|| tokio::spawn(watch_rate(bar.clone())));
-    let result = seed::run(&ddb, &plan, opts, &bar, &phase).await;
+    // The prod guard: replacing an earlier seed in AWS deletes rows; ask first.
+    let prod_guard = ddb.target.is_aws() && !args.yes;
+    let approve = |n: u64| {
+        !prod_guard || {
+            bar.suspend(|| cli::confirm(&format!("This deletes {n} rows of an earlier seed from {} in AWS. Type yes to go on: ", ddb.table), "yes"))
+                .unwrap_or(false)
+        }
+    };
+    let result = seed::run(&ddb, &plan, opts, &bar, &phase, &approve).await;
     if let Some(w) = watch {
         w.abort();
     }
     bar.finish_and_clear();
-    let report = result.map_err(|e| anyhow::anyhow!("{e}\nthe seed stopped part-way; run it again to finish (it replaces the partial seed)"))?;
+    let written = bar.position();
+    let report = result.map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\nthe seed stopped part-way, after {written} items written or cleared; run it again to finish (it replaces the partial seed)"
+        )
+    })?;
     let secs = started.elapsed().as_secs_f64();
     if report.deleted > 0 {
         println!("replaced the earlier seed ({} items)", report.deleted);

@@ -74,15 +74,13 @@ fn main() -> ExitCode {
         };
         eprintln!("stream-worker: following the stream of {} at {} (state: {})", ddb.table, ddb.target.label(), opts.state.display());
         let quiet = args.quiet;
-        let report = move |o: &ddb_core::stream::Outcome| {
-            if !quiet && (o.messages > 0 || !o.failed.is_empty()) {
-                eprintln!(
-                    "stream-worker: {} message(s), {} group row(s) moved{}",
-                    o.messages,
-                    o.moved,
-                    if o.failed.is_empty() { String::new() } else { format!(", {} record(s) to retry", o.failed.len()) }
-                );
+        let report = move |e: worker::Event| match e {
+            worker::Event::Batch(o) if !quiet && (o.messages > 0 || !o.failed.is_empty()) => {
+                let retry = if o.failed.is_empty() { String::new() } else { format!(", {} record(s) to retry", o.failed.len()) };
+                eprintln!("stream-worker: {} message(s), {} group row(s) moved{retry}", o.messages, o.moved);
             }
+            worker::Event::Batch(_) => {}
+            worker::Event::Note(n) => eprintln!("stream-worker: {n}"),
         };
         let totals = worker::run(&ddb, &streams, &opts, shutdown(), &report).await?;
         eprintln!(

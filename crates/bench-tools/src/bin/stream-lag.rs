@@ -47,7 +47,11 @@ fn main() -> ExitCode {
                         if !rows.is_empty() && rows.iter().all(|r| format_ts(r.last_message_at) >= sk) {
                             break;
                         }
-                        anyhow::ensure!(start.elapsed() < Duration::from_secs(args.timeout), "group rows of {group} did not follow within {} s: is the stream worker running?", args.timeout);
+                        anyhow::ensure!(
+                            start.elapsed() < Duration::from_secs(args.timeout),
+                            "group rows of {group} did not follow within {} s: is the stream worker running?",
+                            args.timeout
+                        );
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                     lags.push(start.elapsed());
@@ -59,7 +63,14 @@ fn main() -> ExitCode {
         let mut all: Vec<Duration> = lags.into_iter().flatten().collect();
         all.sort();
         let pct = |p: f64| all[((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1].as_secs_f64() * 1000.0;
-        println!("{} messages over {} conversations: lag p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms", all.len(), args.groups, pct(0.5), pct(0.99), pct(1.0));
+        println!(
+            "{} messages over {} conversations: lag p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            all.len(),
+            args.groups,
+            pct(0.5),
+            pct(0.99),
+            pct(1.0)
+        );
         Ok(())
     })
 }

@@ -55,6 +55,15 @@ pub struct WorkerOptions {
     pub wait_for_table: bool,
 }
 
+/// What the worker tells its caller as it goes (the library does not print).
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A batch was applied (or partly failed and will be retried).
+    Batch(&'a super::Outcome),
+    /// Something worth a line in the log.
+    Note(String),
+}
+
 /// What the worker did, for the last line it prints.
 #[derive(Debug, Clone, Default)]
 pub struct Totals {
@@ -134,7 +143,12 @@ where
 }
 
 /// The table's stream ARN; waits for the table when asked.
-async fn stream_arn<S: Future>(ddb: &Ddb, opts: &WorkerOptions, shutdown: &mut std::pin::Pin<&mut S>) -> Result<Option<String>> {
+async fn stream_arn<S: Future>(
+    ddb: &Ddb,
+    opts: &WorkerOptions,
+    shutdown: &mut std::pin::Pin<&mut S>,
+    report: &dyn Fn(Event),
+) -> Result<Option<String>> {
     let mut said = false;
     loop {
         match crate::table::describe(ddb).await {
@@ -146,7 +160,7 @@ async fn stream_arn<S: Future>(ddb: &Ddb, opts: &WorkerOptions, shutdown: &mut s
             }
             Err(e @ (Error::TableMissing { .. } | Error::Unreachable { .. })) if opts.wait_for_table => {
                 if !said {
-                    eprintln!("stream-worker: waiting for table {} ({e})", ddb.table);
+                    report(Event::Note(format!("waiting for table {} ({e})", ddb.table)));
                     said = true;
                 }
             }
@@ -159,20 +173,20 @@ async fn stream_arn<S: Future>(ddb: &Ddb, opts: &WorkerOptions, shutdown: &mut s
     }
 }
 
-/// Reads the stream until `shutdown` resolves. `on_batch` is told about each applied batch. When
+/// Reads the stream until `shutdown` resolves. `report` is told about each batch and about waits. When
 /// the table is dropped and created again (a new stream), the worker follows the new stream.
-pub async fn run<S: Future>(ddb: &Ddb, streams: &Client, opts: &WorkerOptions, shutdown: S, on_batch: &dyn Fn(&super::Outcome)) -> Result<Totals> {
+pub async fn run<S: Future>(ddb: &Ddb, streams: &Client, opts: &WorkerOptions, shutdown: S, report: &dyn Fn(Event)) -> Result<Totals> {
     let mut shutdown = std::pin::pin!(shutdown);
     let mut totals = Totals::default();
     let mut start_at = opts.start_at;
     loop {
-        let Some(arn) = stream_arn(ddb, opts, &mut shutdown).await? else {
+        let Some(arn) = stream_arn(ddb, opts, &mut shutdown, report).await? else {
             return Ok(totals);
         };
-        match follow(ddb, streams, opts, start_at, &arn, &mut shutdown, on_batch, &mut totals).await? {
+        match follow(ddb, streams, opts, start_at, &arn, &mut shutdown, report, &mut totals).await? {
             Flow::Stopped => return Ok(totals),
             Flow::StreamChanged => {
-                eprintln!("stream-worker: table {} was dropped or created again; following its new stream", ddb.table);
+                report(Event::Note(format!("table {} was dropped or created again; following its new stream", ddb.table)));
                 // Everything of a new table's stream is new.
                 start_at = StartAt::TrimHorizon;
             }
@@ -203,7 +217,7 @@ async fn follow<S: Future>(
     start_at: StartAt,
     arn: &str,
     shutdown: &mut std::pin::Pin<&mut S>,
-    on_batch: &dyn Fn(&super::Outcome),
+    report: &dyn Fn(Event),
     totals: &mut Totals,
 ) -> Result<Flow> {
     let mut saved = Saved::load(&opts.state, arn)?;
@@ -279,7 +293,7 @@ async fn follow<S: Future>(
             if !records.is_empty() {
                 busy = true;
                 let outcome = handle(ddb, &records).await;
-                on_batch(&outcome);
+                report(Event::Batch(&outcome));
                 totals.records += records.len() as u64;
                 totals.moved += outcome.moved;
                 if !outcome.failed.is_empty() {
@@ -287,7 +301,7 @@ async fn follow<S: Future>(
                     totals.retries += 1;
                     iters.remove(id);
                     for e in &outcome.errors {
-                        eprintln!("stream-worker: {e}; retrying");
+                        report(Event::Note(format!("{e}; retrying")));
                     }
                     tokio::time::sleep(crate::write::backoff(backoff_attempt)).await;
                     backoff_attempt += 1;

@@ -16,7 +16,14 @@ fn pool(moto: &Moto, n: usize, extra: usize) -> (String, BTreeMap<String, String
         let attr = |n: &str, v: &str| AttributeType::builder().name(n).value(v).build().unwrap();
         for i in 0..n {
             let h = format!("user{i:03}");
-            c.admin_create_user().user_pool_id(&id).username(&h).user_attributes(attr("preferred_username", &h)).user_attributes(attr("email", &format!("{h}@example.com"))).send().await.unwrap();
+            c.admin_create_user()
+                .user_pool_id(&id)
+                .username(&h)
+                .user_attributes(attr("preferred_username", &h))
+                .user_attributes(attr("email", &format!("{h}@example.com")))
+                .send()
+                .await
+                .unwrap();
         }
         for i in 0..extra {
             c.admin_create_user().user_pool_id(&id).username(format!("nohandle{i}")).send().await.unwrap();
@@ -143,7 +150,10 @@ fn cognito_errors_are_clear_and_change_nothing() {
     assert!(stderr(&out).contains("user pool us-east-1_doesnotexist not found"), "{}", stderr(&out));
     // Postgres unreachable.
     let closed = free_port();
-    let out = cmd(&moto, "update_cognito_user_ids", &id).env("CONNECTION_URL", format!("postgresql://postgres:secret@127.0.0.1:{closed}/cruddur")).output().unwrap();
+    let out = cmd(&moto, "update_cognito_user_ids", &id)
+        .env("CONNECTION_URL", format!("postgresql://postgres:secret@127.0.0.1:{closed}/cruddur"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("cannot connect") && !err.contains("secret"), "{err}");

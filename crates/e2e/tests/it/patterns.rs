@@ -54,7 +54,10 @@ fn a_pages_newest_first_and_returns_each_page_oldest_first() {
     // Each message as the API returns it.
     let last = first.items.last().unwrap();
     let row = all.last().unwrap();
-    assert_eq!((last.handle.as_str(), last.display_name.as_str(), last.message.as_str()), (row.user_handle.as_str(), row.user_display_name.as_str(), row.message.as_str()));
+    assert_eq!(
+        (last.handle.as_str(), last.display_name.as_str(), last.message.as_str()),
+        (row.user_handle.as_str(), row.user_display_name.as_str(), row.message.as_str())
+    );
     assert_eq!(last.created_at, format_ts(row.created_at));
 }
 
@@ -65,8 +68,11 @@ fn b_lists_my_groups_newest_first_and_never_anothers() {
     let u = users(&db);
     let t = TestTable::create(DynamoLocal::shared(), "pb");
     let at = |s: &str| parse_ts(s).unwrap();
-    let g1 = block_on(patterns::create_message_group_at(&t.ddb, Uuid::new_v4(), &u["bayko"], &u["yaya2devops"], "old one", at("2025-12-30T10:00:00Z"))).unwrap();
-    let g2 = block_on(patterns::create_message_group_at(&t.ddb, Uuid::new_v4(), &u["carol"], &u["bayko"], "new one", at("2026-01-02T10:00:00Z"))).unwrap();
+    let g1 =
+        block_on(patterns::create_message_group_at(&t.ddb, Uuid::new_v4(), &u["bayko"], &u["yaya2devops"], "old one", at("2025-12-30T10:00:00Z")))
+            .unwrap();
+    let g2 =
+        block_on(patterns::create_message_group_at(&t.ddb, Uuid::new_v4(), &u["carol"], &u["bayko"], "new one", at("2026-01-02T10:00:00Z"))).unwrap();
 
     let mine = block_on(patterns::list_message_groups(&t.ddb, u["bayko"].uuid, &Page::default())).unwrap();
     assert_eq!(mine.items.iter().map(|g| g.uuid).collect::<Vec<_>>(), [g2.uuid, g1.uuid], "newest first");
@@ -130,7 +136,15 @@ fn c_then_a_the_new_message_comes_last() {
     assert_eq!(t.items().len(), 27, "one row more, nothing else");
 
     // Text from stdin; a message over DynamoDB's item limit is refused and nothing is written.
-    let mut child = t.cmd("create-message").env("CONNECTION_URL", &db.url).args([&COURSE_GROUP.to_string(), "bayko", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = t
+        .cmd("create-message")
+        .env("CONNECTION_URL", &db.url)
+        .args([&COURSE_GROUP.to_string(), "bayko", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(&vec![b'x'; 410 * 1024]).unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));

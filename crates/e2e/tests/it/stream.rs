@@ -98,7 +98,8 @@ fn create_message_moves_both_group_rows_within_two_seconds() {
     seed(&t, &db, &[]);
     let state = state_file();
     let _worker = Worker::start(&t, &state);
-    let out = t.cmd("create-message").env("CONNECTION_URL", &db.url).args([&COURSE_GROUP.to_string(), "bayko", "fresh off the stream"]).output().unwrap();
+    let out =
+        t.cmd("create-message").env("CONNECTION_URL", &db.url).args([&COURSE_GROUP.to_string(), "bayko", "fresh off the stream"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let took = wait_until(Duration::from_secs(2), || {
         let rows = group_rows(&t);
@@ -230,13 +231,30 @@ fn the_worker_refuses_a_table_without_a_stream_and_a_missing_table() {
         ddb.client
             .create_table()
             .table_name(&name)
-            .attribute_definitions(aws_sdk_dynamodb::types::AttributeDefinition::builder().attribute_name("pk").attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S).build().unwrap())
-            .key_schema(aws_sdk_dynamodb::types::KeySchemaElement::builder().attribute_name("pk").key_type(aws_sdk_dynamodb::types::KeyType::Hash).build().unwrap())
+            .attribute_definitions(
+                aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
             .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
             .send(),
     )
     .unwrap();
-    let out = clean_cmd("stream-worker").env("AWS_ENDPOINT_URL", &DynamoLocal::shared().endpoint).args(["--table", &name, "--state"]).arg(state_file()).output().unwrap();
+    let out = clean_cmd("stream-worker")
+        .env("AWS_ENDPOINT_URL", &DynamoLocal::shared().endpoint)
+        .args(["--table", &name, "--state"])
+        .arg(state_file())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("has no stream"), "{}", stderr(&out));
     let _ = block_on(ddb.client.delete_table().table_name(&name).send());
@@ -249,7 +267,8 @@ fn the_worker_stops_cleanly_on_sigterm_and_saves_its_position() {
     let t = TestTable::create(&server, "swterm");
     seed(&t, &db, &[]);
     let state = state_file();
-    let child = t.cmd("stream-worker").args(["--state"]).arg(&state).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child =
+        t.cmd("stream-worker").args(["--state"]).arg(&state).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     assert!(wait_until(Duration::from_secs(20), || state.exists()).is_some(), "no state file written");
     let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let out = child.wait_with_output().unwrap();

@@ -1,0 +1,238 @@
+//! Faults, crashes and bad input: every test asserts the final contents of the table.
+
+use ddb_core::records::MessageRow;
+use e2e::fault::FaultProxy;
+use e2e::*;
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// Exactly `n` messages and 2 group rows, no duplicate message uuid or key.
+fn assert_exact_seed(t: &TestTable, n: usize) {
+    let items = t.items();
+    let msgs: Vec<MessageRow> = items.iter().filter(|i| s(i, "pk").starts_with("MSG#")).map(|i| MessageRow::from_item(i).unwrap()).collect();
+    let groups = items.iter().filter(|i| s(i, "pk").starts_with("GRP#")).count();
+    assert_eq!((msgs.len(), groups), (n, 2), "messages and group rows");
+    assert_eq!(msgs.iter().map(|m| m.message_uuid).collect::<HashSet<_>>().len(), n, "duplicate message uuids");
+}
+
+fn seed_via(t: &TestTable, db: &TestDb, endpoint: &str, args: &[&str]) -> std::process::Output {
+    t.cmd("seed").env("CONNECTION_URL", &db.url).env("AWS_ENDPOINT_URL", endpoint).args(args).arg("--quiet").stdin(Stdio::null()).output().unwrap()
+}
+
+#[test]
+fn seed_completes_exactly_through_throttling_and_partial_batches() {
+    let server = DynamoLocal::start();
+    let db = TestDb::create();
+    let t = TestTable::create(&server, "throttle");
+    let proxy = FaultProxy::start(&server.endpoint);
+    proxy.faults.only(&["BatchWriteItem"]);
+    proxy.faults.throttle_pct.store(30, Relaxed);
+    proxy.faults.unprocessed_pct.store(20, Relaxed);
+    let out = seed_via(&t, &db, &proxy.endpoint, &["--messages", "20000"]);
+    eprintln!("faults: {}", proxy.faults.summary());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("20002 items written"), "{}", stdout(&out));
+    assert!(proxy.faults.throttled.load(Relaxed) > 100 && proxy.faults.partial.load(Relaxed) > 50, "{}", proxy.faults.summary());
+    assert_exact_seed(&t, 20_000);
+}
+
+#[test]
+fn dropped_connections_and_server_errors_lose_and_double_nothing() {
+    let server = DynamoLocal::start();
+    let db = TestDb::create();
+    let t = TestTable::create(&server, "drops");
+    let proxy = FaultProxy::start(&server.endpoint);
+    proxy.faults.only(&["BatchWriteItem"]);
+    proxy.faults.drop_pct.store(15, Relaxed);
+    proxy.faults.http500_pct.store(10, Relaxed);
+    proxy.faults.delay_ms.store(5, Relaxed);
+    let out = seed_via(&t, &db, &proxy.endpoint, &["--messages", "5000"]);
+    eprintln!("faults: {}", proxy.faults.summary());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(proxy.faults.dropped.load(Relaxed) > 10 && proxy.faults.errors500.load(Relaxed) > 5, "{}", proxy.faults.summary());
+    assert_exact_seed(&t, 5_000);
+
+    // A re-run through the same faults replaces the seed: still exactly one copy.
+    let out = seed_via(&t, &db, &proxy.endpoint, &["--messages", "5000"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_exact_seed(&t, 5_000);
+}
+
+#[test]
+fn server_killed_mid_seed_fails_in_bounded_time_then_a_rerun_completes() {
+    let dir = std::env::temp_dir().join(format!("ddb-data-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let mut server = DynamoLocal::start_at(port, Some(&dir));
+    let db = TestDb::create();
+    let t = TestTable::create(&server, "killsrv");
+    let mut child = t
+        .cmd("seed")
+        .env("CONNECTION_URL", &db.url)
+        .args(["--messages", "20000", "--quiet", "--concurrency", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while block_on(t.client().scan().table_name(&t.name).select(aws_sdk_dynamodb::types::Select::Count).send()).unwrap().count < 1_000 {
+        assert!(Instant::now() < deadline, "seed wrote nothing within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.kill();
+    let killed = Instant::now();
+    let out = loop {
+        if let Some(_status) = child.try_wait().unwrap() {
+            break child.wait_with_output().unwrap();
+        }
+        assert!(killed.elapsed() < Duration::from_secs(45), "seed still running 45 s after the server died");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("cannot reach DynamoDB") && err.contains("run it again"), "{err}");
+
+    // The same data directory and port: the table is back with part of the seed; a re-run
+    // completes it exactly.
+    let _server = DynamoLocal::start_at(port, Some(&dir));
+    let out = seed_via(&t, &db, &t.endpoint, &["--messages", "20000"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_exact_seed(&t, 20_000);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn seed_killed_at_several_points_then_rerun_is_exact() {
+    let server = DynamoLocal::start();
+    let db = TestDb::create();
+    let t = TestTable::create(&server, "killpoints");
+    // Killed right away, while clearing a previous seed, and while writing messages.
+    for (i, wait_for_items) in [0usize, 3_000, 6_000].into_iter().enumerate() {
+        let mut child = t
+            .cmd("seed")
+            .env("CONNECTION_URL", &db.url)
+            .args(["--messages", "8000", "--quiet", "--concurrency", "2"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while wait_for_items > 0 {
+            let n = block_on(t.client().scan().table_name(&t.name).select(aws_sdk_dynamodb::types::Select::Count).send()).unwrap().count as usize;
+            if n >= wait_for_items || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        eprintln!("kill {i}: {} items left behind", t.items().len());
+    }
+    let out = seed_via(&t, &db, &t.endpoint, &["--messages", "8000"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_exact_seed(&t, 8_000);
+}
+
+/// The rows of docs/bad-inputs.md: (number, command, exit code, message).
+fn bad_input_rows() -> Vec<(String, String, i32, String)> {
+    let doc = std::fs::read_to_string(root().join("docs/bad-inputs.md")).unwrap();
+    doc.lines()
+        .filter(|l| l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()))
+        .map(|l| {
+            let cols: Vec<&str> = l.split(" | ").collect();
+            let tick = |s: &str| s.trim().trim_end_matches('|').trim().trim_matches('`').to_string();
+            (tick(cols[0].trim_start_matches('|')), tick(cols[2]), tick(cols[3]).parse().unwrap(), tick(cols[4]))
+        })
+        .collect()
+}
+
+#[test]
+fn bad_inputs_from_the_docs() {
+    let rows = bad_input_rows();
+    assert!(rows.len() >= 25, "docs/bad-inputs.md lists {} inputs", rows.len());
+    let server = DynamoLocal::shared();
+    let db = TestDb::create();
+    let t = TestTable::create(server, "badinputs");
+    let tables_before = block_on(ddb_core::table::list(&t.ddb)).unwrap();
+    let tmp = std::env::temp_dir().join(format!("bad-inputs-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let files: [(&str, Vec<u8>); 5] = [
+        ("empty.txt", vec![]),
+        ("huge.txt", format!("Yaya2DevOps: {}\nFan: ok\n", "x".repeat(410 * 1024)).into_bytes()),
+        ("binary.bin", vec![0, 1, 2, 0xff, 0xfe, 0, 10]),
+        ("latin1.txt", b"Yaya2DevOps: hi\nFan: caf\xe9\n".to_vec()),
+        ("nospeaker.txt", b"Yaya2DevOps: hi\njust words\n".to_vec()),
+    ];
+    for (name, bytes) in &files {
+        std::fs::write(tmp.join(name), bytes).unwrap();
+    }
+    let bin_dir = bin("seed").parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    for (n, command, code, message) in &rows {
+        let mut c = Command::new("sh");
+        c.args(["-c", command]);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") || k == "DDB_MESSAGE_TABLE" || k == "CONNECTION_URL" {
+                c.env_remove(k);
+            }
+        }
+        let out = c
+            .env("HOME", &tmp)
+            .env("PATH", &path)
+            .env("AWS_ENDPOINT_URL", &t.endpoint)
+            .env("DDB_MESSAGE_TABLE", &t.name)
+            .env("CONNECTION_URL", &db.url)
+            .env("T", &t.name)
+            .env("DB", &db.url)
+            .env("TMP", &tmp)
+            .env("G", uuid::Uuid::new_v4().to_string())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        let first = err.lines().next().unwrap_or("");
+        assert_eq!(out.status.code(), Some(*code), "row {n} `{command}`: {err}");
+        assert!(first.starts_with("error: ") || (*n == "32" && stdout(&out).contains(message.as_str())), "row {n} `{command}`: first line {first:?}");
+        assert!(first.contains(message.as_str()) || stdout(&out).contains(message.as_str()), "row {n} `{command}`: {first:?} lacks {message:?}");
+        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "row {n} panicked: {err}");
+        assert!(!err.contains("hunter2") && !stdout(&out).contains("hunter2"), "row {n} printed a password");
+    }
+    assert_eq!(t.items().len(), 0, "a bad input wrote items");
+    assert_eq!(block_on(ddb_core::table::list(&t.ddb)).unwrap(), tables_before, "a bad input created a table");
+    let users = block_on(async {
+        let c = ddb_core::pg::connect(&db.url).await.unwrap();
+        c.query_one("SELECT count(*) FROM users", &[]).await.unwrap().get::<_, i64>(0)
+    });
+    assert_eq!(users, 2, "the users table survived the SQL metacharacters");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn seed_in_prod_does_not_replace_an_earlier_seed_without_confirmation() {
+    // `prod` against a local endpoint given by flag is still treated as the given endpoint, so
+    // the guard is checked through the library with an AWS-like target instead: the guard's
+    // callback says no, and nothing changes.
+    let db = TestDb::create();
+    let t = TestTable::create(DynamoLocal::shared(), "prodguard");
+    let out = seed_via(&t, &db, &t.endpoint, &[]);
+    assert!(out.status.success());
+    let before = t.items();
+    let users = block_on(async {
+        let c = ddb_core::pg::connect(&db.url).await.unwrap();
+        ddb_core::pg::users_by_handle(&c, &db.url, &["yaya2devops".into(), "bayko".into()]).await.unwrap()
+    });
+    let speakers = ddb_core::seed::SpeakerMap::parse(ddb_core::seed::COURSE_SPEAKERS, "s").unwrap();
+    let conv = ddb_core::seed::Conversation::parse(ddb_core::seed::COURSE_CONVERSATION.as_bytes(), "c", &speakers).unwrap();
+    let plan = ddb_core::seed::SeedPlan::new(&conv, users["yaya2devops"].clone(), users["bayko"].clone(), None, 1, ddb_core::records::now()).unwrap();
+    let bar = indicatif::ProgressBar::hidden();
+    let err = block_on(ddb_core::seed::run(&t.ddb, &plan, Default::default(), &bar, &|_, _| {}, &|_| false)).unwrap_err();
+    assert!(err.to_string().contains("holds 26 rows of an earlier seed") && err.to_string().contains("--yes"), "{err}");
+    let mut after = t.items();
+    let key = |i: &ddb_core::records::Item| (s(i, "pk").to_string(), s(i, "sk").to_string());
+    let mut before = before;
+    before.sort_by_key(key);
+    after.sort_by_key(key);
+    assert_eq!(after, before, "nothing changed");
+}
