@@ -39,7 +39,7 @@ bench_db() {
 }
 
 SERVERS=()
-stop_servers() { for p in "${SERVERS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done; SERVERS=(); }
+stop_servers() { for p in "${SERVERS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; SERVERS=(); }
 trap stop_servers EXIT
 
 # fresh_server [--no-table]: a new in-memory DynamoDB Local on a free port (SPEC.md: every
@@ -58,7 +58,7 @@ fresh_server() {
 }
 
 # stop_server: stops the server of the last fresh_server.
-stop_server() { kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true; unset AWS_ENDPOINT_URL; }
+stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; unset AWS_ENDPOINT_URL; }
 
 # seconds CMD...: runs CMD (output discarded) and prints its wall time in seconds.
 seconds() {
