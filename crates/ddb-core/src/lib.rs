@@ -81,6 +81,6 @@ impl Ddb {
 }
 
 /// The SDK's paginators as a `futures` stream, so that they compose (`select_all`, `map`).
-pub(crate) fn stream<T>(mut pages: aws_smithy_async::future::pagination_stream::PaginationStream<T>) -> impl futures::Stream<Item = T> {
+pub(crate) fn stream_of<T>(mut pages: aws_smithy_async::future::pagination_stream::PaginationStream<T>) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |cx| pages.poll_next(cx))
 }

@@ -16,7 +16,7 @@ pub fn items(ddb: &Ddb, segments: u32) -> impl Stream<Item = Result<Item>> + '_ 
             req = req.segment(seg as i32).total_segments(segments as i32);
         }
         let pages = req.into_paginator().items().send();
-        crate::stream(pages).map(move |r| r.map_err(|e| Error::from_sdk(e, &ddb.ctx("Scan")))).boxed()
+        crate::stream_of(pages).map(move |r| r.map_err(|e| Error::from_sdk(e, &ddb.ctx("Scan")))).boxed()
     });
     futures::stream::select_all(per_segment)
 }

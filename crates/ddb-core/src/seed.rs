@@ -22,9 +22,10 @@ use crate::error::{input, Error, Result};
 use crate::pg::User;
 use crate::records::{item_size, key_of, Item, MessageGroupRow, MessageRow, MAX_ITEM_BYTES};
 use crate::table::GRP_PREFIX;
-use crate::write::{delete, put, write_all, WriteOptions};
+use crate::write::{delete, put, write_all, write_stream, WriteOptions};
 use crate::Ddb;
 use aws_sdk_dynamodb::types::AttributeValue;
+use futures::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -276,10 +277,11 @@ pub struct SeedReport {
     pub written: u64,
 }
 
-/// Key-only query of one partition, all pages, strongly consistent.
-async fn keys_of_partition(ddb: &Ddb, pk: String, with_group: bool) -> Result<Vec<Item>> {
+/// Key-only query of one partition, strongly consistent, page by page as a stream of keys.
+fn keys_of_partition(ddb: &Ddb, pk: String, with_group: bool) -> impl futures::Stream<Item = Result<Item>> + '_ {
     let projection = if with_group { "pk, sk, message_group_uuid" } else { "pk, sk" };
-    ddb.client
+    let pages = ddb
+        .client
         .query()
         .table_name(&ddb.table)
         .key_condition_expression("pk = :pk")
@@ -288,10 +290,27 @@ async fn keys_of_partition(ddb: &Ddb, pk: String, with_group: bool) -> Result<Ve
         .consistent_read(true)
         .into_paginator()
         .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| Error::from_sdk(e, &ddb.ctx("Query")))
+        .send();
+    crate::stream_of(pages).map(|r| r.map_err(|e| Error::from_sdk(e, &ddb.ctx("Query"))))
+}
+
+/// How many rows one partition holds (a count query, all pages).
+async fn count_partition(ddb: &Ddb, pk: String) -> Result<u64> {
+    let mut pages = ddb
+        .client
+        .query()
+        .table_name(&ddb.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(pk))
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .consistent_read(true)
+        .into_paginator()
+        .send();
+    let mut n = 0u64;
+    while let Some(page) = pages.next().await {
+        n += page.map_err(|e| Error::from_sdk(e, &ddb.ctx("Query")))?.count() as u64;
+    }
+    Ok(n)
 }
 
 /// Writes the plan (see the module docs for the order). `progress` counts items deleted and
@@ -311,7 +330,8 @@ pub async fn run(
     let mut old_group_rows = Vec::new();
     let mut groups: BTreeSet<Uuid> = BTreeSet::new();
     for user in [&plan.me, &plan.other] {
-        for item in keys_of_partition(ddb, format!("{GRP_PREFIX}{}", user.uuid), true).await? {
+        let keys: Vec<Item> = keys_of_partition(ddb, format!("{GRP_PREFIX}{}", user.uuid), true).try_collect().await?;
+        for item in keys {
             let g = item.get("message_group_uuid").and_then(|v| v.as_s().ok()).and_then(|s| Uuid::parse_str(s).ok());
             if let Some(g) = g.filter(is_seed_group) {
                 groups.insert(g);
@@ -326,12 +346,14 @@ pub async fn run(
 
     let mut report = SeedReport::default();
     if !groups.is_empty() {
-        let mut old_messages = Vec::new();
+        // Counted first (for the prod guard and the progress bar), then deleted page by page:
+        // memory does not grow with the size of the earlier seed.
+        let mut old_messages = 0u64;
         for g in &groups {
-            old_messages.extend(keys_of_partition(ddb, MessageRow::pk_of(*g), false).await?);
+            old_messages += count_partition(ddb, MessageRow::pk_of(*g)).await?;
         }
-        if !old_messages.is_empty() || !old_group_rows.is_empty() {
-            let n = (old_messages.len() + old_group_rows.len()) as u64;
+        if old_messages > 0 || !old_group_rows.is_empty() {
+            let n = old_messages + old_group_rows.len() as u64;
             if !approve_replace(n) {
                 return Err(input(format!(
                     "table {} at {} holds {n} rows of an earlier seed; not replacing them without confirmation: pass --yes, or run in a terminal and confirm",
@@ -340,7 +362,8 @@ pub async fn run(
                 )));
             }
             on_phase("clearing the earlier seed", n);
-            report.deleted += write_all(ddb, old_messages.into_iter().map(delete), opts, progress).await?;
+            let keys = futures::stream::iter(groups.iter()).flat_map(|g| keys_of_partition(ddb, MessageRow::pk_of(*g), false));
+            report.deleted += write_stream(ddb, keys.map_ok(delete), opts, progress).await?;
             report.deleted += write_all(ddb, old_group_rows.into_iter().map(delete), opts, progress).await?;
         }
     }

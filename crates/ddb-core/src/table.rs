@@ -6,7 +6,7 @@ use crate::Ddb;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ProvisionedThroughput,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TableDescription,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableDescription, TableStatus,
 };
 use std::time::Duration;
 
@@ -92,7 +92,8 @@ pub async fn create(ddb: &Ddb, billing: Billing, max_wait: Duration) -> Result<T
         .set_provisioned_throughput(throughput(billing))
         .build()
         .expect("index fields set");
-    ddb.client
+    let created = ddb
+        .client
         .create_table()
         .table_name(&ddb.table)
         .attribute_definitions(string_attr(PK))
@@ -112,13 +113,21 @@ pub async fn create(ddb: &Ddb, billing: Billing, max_wait: Duration) -> Result<T
         .send()
         .await
         .map_err(|e| Error::from_sdk(e, &ddb.ctx("CreateTable")))?;
-    ddb.client
+    // DynamoDB Local answers ACTIVE at once: no waiting, no second call.
+    if let Some(t) = created.table_description.filter(|t| t.table_status() == Some(&TableStatus::Active)) {
+        return Ok(t);
+    }
+    let last = ddb
+        .client
         .wait_until_table_exists()
         .table_name(&ddb.table)
         .wait(max_wait)
         .await
         .map_err(|e| input(format!("table {} was created but did not become ACTIVE within {} s: {e}", ddb.table, max_wait.as_secs())))?;
-    describe(ddb).await
+    match last.into_result().ok().and_then(|out| out.table) {
+        Some(t) => Ok(t),
+        None => describe(ddb).await,
+    }
 }
 
 /// DescribeTable; [`Error::TableMissing`] when the table is not there.

@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::Ddb;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use indicatif::ProgressBar;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -54,10 +54,23 @@ pub fn backoff(attempt: u32) -> Duration {
 /// advances by one per item written. Keys must be unique within each run of 25 (DynamoDB
 /// refuses a batch with a duplicate key).
 pub async fn write_all(ddb: &Ddb, requests: impl Iterator<Item = WriteRequest>, opts: WriteOptions, progress: &ProgressBar) -> Result<u64> {
-    futures::stream::iter(requests)
-        .chunks(BATCH_SIZE)
-        .map(|batch| write_batch(ddb, batch, opts, progress))
-        .buffer_unordered(opts.concurrency.max(1))
+    write_stream(ddb, futures::stream::iter(requests.map(Ok)), opts, progress).await
+}
+
+/// [`write_all`] for requests that come from a fallible stream (for example the keys of a query,
+/// page by page): memory holds only the batches in flight. The first error of the stream ends the
+/// write.
+pub async fn write_stream(
+    ddb: &Ddb,
+    requests: impl futures::Stream<Item = Result<WriteRequest>>,
+    opts: WriteOptions,
+    progress: &ProgressBar,
+) -> Result<u64> {
+    requests
+        .try_chunks(BATCH_SIZE)
+        .map_err(|e| e.1)
+        .map_ok(|batch| write_batch(ddb, batch, opts, progress))
+        .try_buffer_unordered(opts.concurrency.max(1))
         .try_fold(0u64, |acc, n| async move { Ok(acc + n) })
         .await
 }

@@ -183,9 +183,19 @@ pub async fn run<S: Future>(ddb: &Ddb, streams: &Client, opts: &WorkerOptions, s
         let Some(arn) = stream_arn(ddb, opts, &mut shutdown, report).await? else {
             return Ok(totals);
         };
-        match follow(ddb, streams, opts, start_at, &arn, &mut shutdown, report, &mut totals).await? {
-            Flow::Stopped => return Ok(totals),
-            Flow::StreamChanged => {
+        match follow(ddb, streams, opts, start_at, &arn, &mut shutdown, report, &mut totals).await {
+            Ok(Flow::Stopped) => return Ok(totals),
+            // In the background (--wait-for-table), a server that went away or throttles is
+            // waited for; the saved position makes the restart cheap.
+            Err(e) if opts.wait_for_table && e.is_transient() => {
+                report(Event::Note(format!("{e}; trying again in 2 s")));
+                tokio::select! {
+                    _ = shutdown.as_mut() => return Ok(totals),
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+            }
+            Err(e) => return Err(e),
+            Ok(Flow::StreamChanged) => {
                 report(Event::Note(format!("table {} was dropped or created again; following its new stream", ddb.table)));
                 // Everything of a new table's stream is new.
                 start_at = StartAt::TrimHorizon;
@@ -297,9 +307,9 @@ async fn follow<S: Future>(
                 totals.records += records.len() as u64;
                 totals.moved += outcome.moved;
                 if !outcome.failed.is_empty() {
-                    // Same position again after a pause; the handler makes the repeat harmless.
+                    // The same iterator again after a pause (it stays valid for 15 minutes and
+                    // returns the same records); the handler makes the repeat harmless.
                     totals.retries += 1;
-                    iters.remove(id);
                     for e in &outcome.errors {
                         report(Event::Note(format!("{e}; retrying")));
                     }
