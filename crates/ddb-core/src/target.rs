@@ -170,6 +170,12 @@ pub async fn sdk_config(target: &Target, args: &TargetArgs) -> SdkConfig {
                 .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok().filter(|r| !r.is_empty()))
                 .unwrap_or_else(|| DEFAULT_LOCAL_REGION.to_string());
             loader = loader.endpoint_url(url).region(Region::new(region));
+            // A plain-HTTP endpoint (DynamoDB Local, moto) needs no TLS: the default HTTPS client
+            // would read and parse the machine's whole CA store at start, about half of a local
+            // script's run time.
+            if url.starts_with("http://") {
+                loader = loader.http_client(aws_smithy_http_client::Builder::new().build_http());
+            }
             // Emulators accept any keys. Real ones from the environment are used when present,
             // so that a user pointing --endpoint-url at an AWS VPC endpoint still signs properly.
             if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && args.profile.is_none() {
