@@ -8,10 +8,14 @@ import matplotlib.pyplot as plt
 rows = list(csv.DictReader(open(sys.argv[1])))
 fig, ax = plt.subplots(figsize=(7, 4.5))
 labels = {"ours": "ours (bin/ddb/seed)", "flood-rs": "ceiling (flood-rs)", "course-py": "course style (one PutItem each)"}
+from statistics import median
 for tool, style in (("flood-rs", "s--"), ("ours", "o-"), ("course-py", "^:")):
-    pts = sorted((int(r["concurrency"]), float(r["items_per_s"])) for r in rows if r["tool"] == tool)
-    if pts:
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=labels[tool])
+    runs = [(int(r["concurrency"]), float(r["items_per_s"])) for r in rows if r["tool"] == tool]
+    if not runs:
+        continue
+    # Every run as a faint dot, the median of each concurrency as the line.
+    line, = ax.plot(*zip(*sorted({c: median(v for cc, v in runs if cc == c) for c, _ in runs}.items())), style, label=labels[tool])
+    ax.scatter([c for c, _ in runs], [v for _, v in runs], color=line.get_color(), alpha=0.3, s=14)
 n = max(int(r["items"]) for r in rows)
 ax.set_xscale("log", base=2)
 ax.set_xlabel("requests in flight")

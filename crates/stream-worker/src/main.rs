@@ -26,7 +26,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
     /// Pause between polls when there is nothing new, in milliseconds
-    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    #[arg(long, value_name = "MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     idle_ms: u64,
     /// Wait for the table to be created instead of failing
     #[arg(long)]

@@ -52,7 +52,7 @@ fn main() -> ExitCode {
                             "group rows of {group} did not follow within {} s: is the stream worker running?",
                             args.timeout
                         );
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     lags.push(start.elapsed());
                 }
