@@ -7,8 +7,9 @@
 //!
 //! - every record of the batch counts; of several messages of one conversation only the newest
 //!   matters, so each conversation is moved once per batch;
-//! - each move is one TransactWriteItems (delete the old key if it is still there, put the new
-//!   key if it is free): all or nothing, never a lost or doubled group row;
+//! - each move is one TransactWriteItems (for every group row of the conversation: delete the old
+//!   key if it is still there, put the new key if it is free): all or nothing, never a lost or
+//!   doubled group row;
 //! - a row already at or past the message's time is left alone, so a redelivered batch, or an
 //!   older message arriving after a newer one, changes nothing;
 //! - REMOVE records and records of other rows (group rows) are ignored;
@@ -122,20 +123,16 @@ pub async fn handle(ddb: &Ddb, records: &[Record]) -> Outcome {
 
 /// Moves every group row of `group` that is older than `n` to `n`; the number moved.
 async fn follow(ddb: &Ddb, group: Uuid, n: &Newest) -> Result<u64> {
-    let mut moved = 0;
     for attempt in 0..ATTEMPTS {
         let rows = group_rows(ddb, group).await?;
-        let mut lost_race = false;
-        let behind = rows.iter().filter(|r| format_ts(r.last_message_at) < n.sk);
-        for result in futures::future::join_all(behind.map(|row| move_row(ddb, row, n))).await {
-            match result {
-                Ok(()) => moved += 1,
-                Err(Move::Race) => lost_race = true,
-                Err(Move::Failed(e)) => return Err(e),
-            }
+        let behind: Vec<&MessageGroupRow> = rows.iter().filter(|r| format_ts(r.last_message_at) < n.sk).collect();
+        if behind.is_empty() {
+            return Ok(0);
         }
-        if !lost_race {
-            return Ok(moved);
+        match move_rows(ddb, &behind, n).await {
+            Ok(()) => return Ok(behind.len() as u64),
+            Err(Move::Race) => {}
+            Err(Move::Failed(e)) => return Err(e),
         }
         tokio::time::sleep(crate::write::backoff(attempt).min(Duration::from_millis(500))).await;
     }
@@ -144,52 +141,57 @@ async fn follow(ddb: &Ddb, group: Uuid, n: &Newest) -> Result<u64> {
 
 /// Why a move did not happen.
 enum Move {
-    /// The row was gone or the new key taken (a cancelled transaction), or the service asked us
-    /// to slow down: re-read and try again.
+    /// A row was gone or a new key taken (a cancelled transaction), or the service asked us to
+    /// slow down: re-read and try again.
     Race,
     /// Anything else (a missing table, bad credentials): give up on this conversation.
     Failed(Error),
 }
 
-async fn move_row(ddb: &Ddb, row: &MessageGroupRow, n: &Newest) -> std::result::Result<(), Move> {
-    let old_key = Item::from([
-        (PK.to_string(), AttributeValue::S(MessageGroupRow::pk_of(row.owner_uuid))),
-        (SK.to_string(), AttributeValue::S(format_ts(row.last_message_at))),
-    ]);
-    let mut new_item = row.to_item();
-    new_item.insert(SK.into(), AttributeValue::S(n.sk.clone()));
-    new_item.insert("message".into(), AttributeValue::S(n.text.clone()));
-    let delete = Delete::builder()
-        .table_name(&ddb.table)
-        .set_key(Some(old_key))
-        .condition_expression("attribute_exists(pk)")
-        .build()
-        .expect("table and key set");
-    let put = Put::builder()
-        .table_name(&ddb.table)
-        .set_item(Some(new_item))
-        .condition_expression("attribute_not_exists(pk)")
-        .build()
-        .expect("table and item set");
-    let res = ddb
-        .client
-        .transact_write_items()
-        .transact_items(TransactWriteItem::builder().delete(delete).build())
-        .transact_items(TransactWriteItem::builder().put(put).build())
-        .send()
-        .await;
-    match res {
-        Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Err(Move::Race),
-        Err(e) => {
-            let err = Error::from_sdk(e, &ddb.ctx("TransactWriteItems"));
-            if err.is_transient() {
-                Err(Move::Race)
-            } else {
-                Err(Move::Failed(err))
+/// Most group rows one transaction moves: two actions each, and TransactWriteItems takes 100.
+const ROWS_PER_TRANSACTION: usize = 50;
+
+/// Moves `rows` (one conversation's, two in the course) to `n`: for each row, delete the old key
+/// if it is still there and put the new key if it is free, all rows in one TransactWriteItems
+/// (one transaction per conversation, not per row: DynamoDB Local runs transactions one at a
+/// time, and this halves the worker's lag).
+async fn move_rows(ddb: &Ddb, rows: &[&MessageGroupRow], n: &Newest) -> std::result::Result<(), Move> {
+    for chunk in rows.chunks(ROWS_PER_TRANSACTION) {
+        let mut actions = Vec::with_capacity(chunk.len() * 2);
+        for row in chunk {
+            let old_key = Item::from([
+                (PK.to_string(), AttributeValue::S(MessageGroupRow::pk_of(row.owner_uuid))),
+                (SK.to_string(), AttributeValue::S(format_ts(row.last_message_at))),
+            ]);
+            let mut new_item = row.to_item();
+            new_item.insert(SK.into(), AttributeValue::S(n.sk.clone()));
+            new_item.insert("message".into(), AttributeValue::S(n.text.clone()));
+            let delete = Delete::builder()
+                .table_name(&ddb.table)
+                .set_key(Some(old_key))
+                .condition_expression("attribute_exists(pk)")
+                .build()
+                .expect("table and key set");
+            let put = Put::builder()
+                .table_name(&ddb.table)
+                .set_item(Some(new_item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .expect("table and item set");
+            actions.push(TransactWriteItem::builder().delete(delete).build());
+            actions.push(TransactWriteItem::builder().put(put).build());
+        }
+        let res = ddb.client.transact_write_items().set_transact_items(Some(actions)).send().await;
+        match res {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => return Err(Move::Race),
+            Err(e) => {
+                let err = Error::from_sdk(e, &ddb.ctx("TransactWriteItems"));
+                return Err(if err.is_transient() { Move::Race } else { Move::Failed(err) });
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
