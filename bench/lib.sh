@@ -78,9 +78,20 @@ peak_rss_mb() {
 # verdict VALUE OP GOAL: "met" or "NOT met".
 verdict() { awk -v v="$1" -v g="$3" -v op="$2" 'BEGIN { ok = (op == ">=") ? (v >= g) : (v <= g); print ok ? "met" : "NOT met" }'; }
 
-# result METRIC OURS BASELINE RATIO GOAL VERDICT: one row of bench/run's table (appended to
-# $BENCH_RESULTS when bench/run set it).
-result() { [ -z "${BENCH_RESULTS:-}" ] || printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$BENCH_RESULTS"; }
+# result METRIC OURS BASELINE RATIO GOAL VERDICT [WHY]: one row of bench/run's table (appended to
+# $BENCH_RESULTS when bench/run set it); WHY, for a goal not met, is the measured reason.
+result() { [ -z "${BENCH_RESULTS:-}" ] || printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "${7:-}" >> "$BENCH_RESULTS"; }
+
+# cpu_seconds PID: the user + system CPU time that process PID has used so far, in seconds.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+
+# wall_cpu CMD...: runs CMD (output discarded) and prints "WALL CPU": its wall time and the user +
+# system CPU time it used, in seconds.
+wall_cpu() {
+  /usr/bin/time -f '%e %U %S' -o "$STATE/bench-time" "$@" >/dev/null 2>"$STATE/bench-last.err" ||
+    { cat "$STATE/bench-last.err" >&2; die "failed: $*"; }
+  awk '{ printf "%.3f %.2f", $1, $2 + $3 }' "$STATE/bench-time"
+}
 
 # median_seconds RUNS CMD...: the median wall time of RUNS runs of CMD.
 median_seconds() {
