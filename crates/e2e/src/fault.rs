@@ -142,7 +142,7 @@ async fn handle(
     let op = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").rsplit('.').next().unwrap_or("").to_string();
     let affected = {
         let only = f.only.lock().unwrap();
-        only.is_empty() || only.iter().any(|o| *o == op)
+        only.is_empty() || only.contains(&op)
     };
     let (parts, body) = req.into_parts();
     let mut body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -153,7 +153,7 @@ async fn handle(
         }
         if roll(&f.throttle_pct) {
             let n = f.throttled.fetch_add(1, Relaxed);
-            return Ok(if n % 2 == 0 {
+            return Ok(if n.is_multiple_of(2) {
                 error_response(StatusCode::BAD_REQUEST, "ProvisionedThroughputExceededException", "injected: throughput exceeded")
             } else {
                 error_response(StatusCode::BAD_REQUEST, "ThrottlingException", "injected: rate exceeded")

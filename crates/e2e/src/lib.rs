@@ -104,6 +104,8 @@ impl DynamoLocal {
             child.id(),
             child.id()
         );
+        // Not waited for on purpose: it outlives the test process when that is killed.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh").args(["-c", &watchdog]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("watchdog");
         let server = DynamoLocal { child, endpoint: format!("http://127.0.0.1:{port}") };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -311,6 +313,8 @@ impl Moto {
             child.id(),
             child.id()
         );
+        // Not waited for on purpose: it outlives the test process when that is killed.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh").args(["-c", &watchdog]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("watchdog");
         let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
         let deadline = Instant::now() + Duration::from_secs(60);

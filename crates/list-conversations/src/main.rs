@@ -67,7 +67,7 @@ fn main() -> ExitCode {
                 println!("my-uuid: {}", me.uuid);
                 let mut out = std::io::stdout().lock();
                 if !listing.items.is_empty() {
-                    writeln!(out, "{:<36}  {:<16}  {:<24}  {:<19}  {}", "conversation", "with", "display name", "last message (UTC)", "message")?;
+                    writeln!(out, "{:<36}  {:<16}  {:<24}  {:<19}  message", "conversation", "with", "display name", "last message (UTC)")?;
                 }
                 for g in &listing.items {
                     let text: String = g.message.chars().take(40).collect();

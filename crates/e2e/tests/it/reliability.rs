@@ -119,11 +119,8 @@ fn seed_killed_at_several_points_then_rerun_is_exact() {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while wait_for_items > 0 {
-            let n = block_on(t.client().scan().table_name(&t.name).select(aws_sdk_dynamodb::types::Select::Count).send()).unwrap().count as usize;
-            if n >= wait_for_items || Instant::now() > deadline {
-                break;
-            }
+        let count = || block_on(t.client().scan().table_name(&t.name).select(aws_sdk_dynamodb::types::Select::Count).send()).unwrap().count as usize;
+        while wait_for_items > 0 && count() < wait_for_items && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
         child.kill().unwrap();
