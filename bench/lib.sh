@@ -60,13 +60,15 @@ fresh_server() {
 # stop_server: stops the server of the last fresh_server.
 stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; unset AWS_ENDPOINT_URL; }
 
-# seconds CMD...: runs CMD (output discarded) and prints its wall time in seconds.
+# seconds CMD...: runs CMD (output discarded) and prints its wall time in seconds. The clock is
+# bash's own $EPOCHREALTIME: reading it with `date` would start two more processes, about 2 ms,
+# which is a fifth of a 10 ms command.
 seconds() {
   local s e
-  s=$(date +%s%N)
+  s=$EPOCHREALTIME
   "$@" >/dev/null 2>"$STATE/bench-last.err" || { cat "$STATE/bench-last.err" >&2; die "failed: $*"; }
-  e=$(date +%s%N)
-  awk -v d=$((e - s)) 'BEGIN { printf "%.3f", d / 1e9 }'
+  e=$EPOCHREALTIME
+  awk -v s="${s/,/.}" -v e="${e/,/.}" 'BEGIN { printf "%.4f", e - s }'
 }
 
 # peak_rss_mb CMD...: runs CMD and prints its peak resident set size in MB.

@@ -97,22 +97,9 @@ impl DynamoLocal {
             .stderr(Stdio::null())
             .spawn()
             .expect("java (DynamoDB Local needs Java 17: apt-get install openjdk-17-jre-headless)");
-        // Kill the server when the test process goes away, whatever way it goes.
-        let watchdog = format!(
-            "while kill -0 {} 2>/dev/null && kill -0 {} 2>/dev/null; do sleep 1; done; kill -9 {} 2>/dev/null",
-            std::process::id(),
-            child.id(),
-            child.id()
-        );
-        // Not waited for on purpose: it outlives the test process when that is killed.
-        #[allow(clippy::zombie_processes)]
-        Command::new("sh").args(["-c", &watchdog]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("watchdog");
+        // Built first, so that its Drop stops the server if the wait fails.
         let server = DynamoLocal { child, endpoint: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "DynamoDB Local did not listen on port {port} within 60 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        watch_and_wait(&server.child, port, "DynamoDB Local");
         server
     }
 
@@ -290,6 +277,25 @@ pub struct Moto {
     pub endpoint: String,
 }
 
+/// Kills the server `child` when the test process goes away, whatever way it goes (a watchdog
+/// shell), then waits up to 60 s for it to listen on `port`.
+fn watch_and_wait(child: &Child, port: u16, what: &str) {
+    let watchdog = format!(
+        "while kill -0 {} 2>/dev/null && kill -0 {} 2>/dev/null; do sleep 1; done; kill -9 {} 2>/dev/null",
+        std::process::id(),
+        child.id(),
+        child.id()
+    );
+    // Not waited for on purpose: it outlives the test process when that is killed.
+    #[allow(clippy::zombie_processes)]
+    Command::new("sh").args(["-c", &watchdog]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("watchdog");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on port {port} within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 impl Moto {
     /// Installs moto where it is missing, starts a server and waits until it answers.
     pub fn start() -> Self {
@@ -307,21 +313,8 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .expect("moto_server");
-        let watchdog = format!(
-            "while kill -0 {} 2>/dev/null && kill -0 {} 2>/dev/null; do sleep 1; done; kill -9 {} 2>/dev/null",
-            std::process::id(),
-            child.id(),
-            child.id()
-        );
-        // Not waited for on purpose: it outlives the test process when that is killed.
-        #[allow(clippy::zombie_processes)]
-        Command::new("sh").args(["-c", &watchdog]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("watchdog");
         let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not listen on port {port} within 60 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        watch_and_wait(&moto.child, port, "moto");
         moto
     }
 
