@@ -113,6 +113,9 @@ async fn read_stream(
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::main(4, async move {
+        if args.groups == 0 || args.messages < args.groups {
+            return Err(cli::usage("--messages must be at least --groups, and --groups at least 1"));
+        }
         let (ddb, config) = args.ddb.connect_with_config(false).await?;
         let users = args.pg.users(&["yaya2devops", "bayko"]).await?;
         let per_group = args.messages / args.groups;
