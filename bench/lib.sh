@@ -60,20 +60,23 @@ fresh_server() {
 # stop_server: stops the server of the last fresh_server.
 stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; unset AWS_ENDPOINT_URL; }
 
+# run_quiet CMD...: runs CMD with its output discarded; when it fails, shows its stderr and stops.
+run_quiet() { "$@" >/dev/null 2>"$STATE/bench-last.err" || { cat "$STATE/bench-last.err" >&2; die "failed: $*"; }; }
+
 # seconds CMD...: runs CMD (output discarded) and prints its wall time in seconds. The clock is
 # bash's own $EPOCHREALTIME: reading it with `date` would start two more processes, about 2 ms,
 # which is a fifth of a 10 ms command.
 seconds() {
   local s e
   s=$EPOCHREALTIME
-  "$@" >/dev/null 2>"$STATE/bench-last.err" || { cat "$STATE/bench-last.err" >&2; die "failed: $*"; }
+  run_quiet "$@"
   e=$EPOCHREALTIME
   awk -v s="${s/,/.}" -v e="${e/,/.}" 'BEGIN { printf "%.4f", e - s }'
 }
 
 # peak_rss_mb CMD...: runs CMD and prints its peak resident set size in MB.
 peak_rss_mb() {
-  /usr/bin/time -f '%M' -o "$STATE/bench-rss" "$@" >/dev/null 2>"$STATE/bench-last.err" || { cat "$STATE/bench-last.err" >&2; die "failed: $*"; }
+  run_quiet /usr/bin/time -f '%M' -o "$STATE/bench-rss" "$@"
   awk '{ printf "%.1f", $1 / 1024 }' "$STATE/bench-rss"
 }
 
@@ -90,8 +93,7 @@ cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / h
 # wall_cpu CMD...: runs CMD (output discarded) and prints "WALL CPU": its wall time and the user +
 # system CPU time it used, in seconds.
 wall_cpu() {
-  /usr/bin/time -f '%e %U %S' -o "$STATE/bench-time" "$@" >/dev/null 2>"$STATE/bench-last.err" ||
-    { cat "$STATE/bench-last.err" >&2; die "failed: $*"; }
+  run_quiet /usr/bin/time -f '%e %U %S' -o "$STATE/bench-time" "$@"
   awk '{ printf "%.3f %.2f", $1, $2 + $3 }' "$STATE/bench-time"
 }
 
