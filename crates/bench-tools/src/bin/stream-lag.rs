@@ -20,7 +20,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Measure the lag of pattern E (a stream worker or Lambda must be running against the table).
+/// Measure the lag of pattern E (a stream worker or Lambda must be running against the table), or
+/// with --raw the lag of the stream itself (then nothing must consume it).
 #[derive(Parser)]
 struct Args {
     #[command(flatten)]
