@@ -62,6 +62,9 @@ pub enum Error {
     /// Bad input from the user: a flag, a file, a name.
     #[error("{0}")]
     Input(String),
+    /// Another writer holds what this run needs (the seed lock), or kept changing it.
+    #[error("{0}")]
+    Conflict(String),
     /// Postgres could not be reached or refused a statement.
     #[error("postgres ({url}): {message}")]
     Postgres {

@@ -10,6 +10,7 @@
 //! - [`records`]: typed message and message-group rows, the timestamp format.
 //! - [`item_json`]: items as plain or typed JSON.
 //! - [`write`]: bulk writes with BatchWriteItem, retries and backoff.
+//! - [`lock`]: a lease in the table (the seed's lock), by conditional writes.
 //! - [`seed`]: the course conversation, its validation, and the idempotent seed.
 //! - [`patterns`]: access patterns A-D (list messages, list groups, create message, create group).
 //! - [`stream`]: pattern E, group rows follow the newest message; the local stream worker.
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod cognito;
 pub mod error;
 pub mod item_json;
+pub mod lock;
 pub mod patterns;
 pub mod pg;
 pub mod records;

@@ -1,16 +1,23 @@
 //! The seed: the course's conversation between two users of Postgres, written into the table,
-//! validated completely before the first write, and safe to run again.
+//! validated completely before the first write, and safe to run again, also beside other writers.
 //!
 //! Re-runs: message timestamps follow the clock (`now - 1 day + i minutes`, as in the course), so
 //! a second run cannot simply overwrite the first. Every run therefore clears the seed's earlier
 //! rows first, then writes, in an order that keeps a crash at any point recoverable by running
 //! again:
 //!
-//! 1. delete the message rows of every seed group (found through the two users' group rows,
-//!    plus the groups this run writes);
-//! 2. delete those groups' old group rows;
-//! 3. put the new group rows;
-//! 4. put the messages.
+//! 1. take the table's seed lock ([`SEED_LOCK`]): a second seed started meanwhile stops with an
+//!    error naming the first, instead of clearing what the first has not written yet;
+//! 2. find every group row of every seed conversation through `message-group-sk-index`, whoever
+//!    its members are (an earlier run may have mapped a speaker to another user, or read another
+//!    users database);
+//! 3. delete the message rows of those conversations and of this run's;
+//! 4. replace each conversation's group rows in one transaction: the rows found are deleted on
+//!    condition that they are still there, the new ones put on condition that their keys are
+//!    free, so that the stream worker (or the Lambda) moving the same rows at that moment makes
+//!    the transaction fail and the seed re-read, never a second row per member;
+//! 5. put the messages (older than the group rows' time, so pattern E leaves the rows alone);
+//! 6. give the lock back.
 //!
 //! Whenever message rows of a seed group exist, its group rows exist too (they go last and
 //! come first), so the next run finds and clears them. Seed groups are recognisable by their
@@ -19,15 +26,16 @@
 //! message's index (uuid v5), so a run always writes the same ids.
 
 use crate::error::{input, Error, Result};
+use crate::lock::Lease;
 use crate::pg::User;
-use crate::records::{item_size, key_of, Item, MessageGroupRow, MessageRow, MAX_ITEM_BYTES};
-use crate::table::GRP_PREFIX;
+use crate::records::{format_ts, item_size, key_of, Item, MessageGroupRow, MessageRow, MAX_ITEM_BYTES};
+use crate::table::{GRP_PREFIX, GSI_NAME, GSI_PK, SK};
 use crate::write::{delete, put, write_all, write_stream, WriteOptions};
 use crate::Ddb;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use futures::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::{uuid, Uuid};
@@ -129,6 +137,8 @@ impl Conversation {
             let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
             input(format!("{source}:{line}: not UTF-8 text (invalid byte at offset {at}); save the conversation as UTF-8"))
         })?;
+        // Windows editors start UTF-8 files with a byte-order mark; it is not part of the text.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut lines = Vec::new();
         for (i, raw) in text.split('\n').enumerate() {
             let lineno = i + 1;
@@ -277,16 +287,18 @@ pub struct SeedReport {
     pub written: u64,
 }
 
+/// The seed's lock: one seed at a time per table (see [`crate::lock`]).
+pub const SEED_LOCK: Lease = Lease { name: "seed", ttl: Duration::from_secs(30) };
+
 /// Key-only query of one partition, strongly consistent, page by page as a stream of keys.
-fn keys_of_partition(ddb: &Ddb, pk: String, with_group: bool) -> impl futures::Stream<Item = Result<Item>> + '_ {
-    let projection = if with_group { "pk, sk, message_group_uuid" } else { "pk, sk" };
+fn keys_of_partition(ddb: &Ddb, pk: String) -> impl futures::Stream<Item = Result<Item>> + '_ {
     let pages = ddb
         .client
         .query()
         .table_name(&ddb.table)
         .key_condition_expression("pk = :pk")
         .expression_attribute_values(":pk", AttributeValue::S(pk))
-        .projection_expression(projection)
+        .projection_expression("pk, sk")
         .consistent_read(true)
         .into_paginator()
         .items()
@@ -313,7 +325,173 @@ async fn count_partition(ddb: &Ddb, pk: String) -> Result<u64> {
     Ok(n)
 }
 
-/// Writes the plan (see the module docs for the order). `progress` counts items deleted and
+/// A group row found in the table: what replacing it needs.
+#[derive(Debug, Clone)]
+struct FoundRow {
+    key: Item,
+    sk: String,
+    message: String,
+}
+
+/// Group rows of seed conversations, by conversation.
+type Found = BTreeMap<Uuid, Vec<FoundRow>>;
+
+fn add_found(found: &mut Found, item: &Item) {
+    let get = |k: &str| item.get(k).and_then(|v| v.as_s().ok());
+    let Some(g) = get(GSI_PK).and_then(|s| Uuid::parse_str(s).ok()).filter(is_seed_group) else {
+        return;
+    };
+    let row = FoundRow { key: key_of(item), sk: get(SK).cloned().unwrap_or_default(), message: get("message").cloned().unwrap_or_default() };
+    let rows = found.entry(g).or_default();
+    if !rows.iter().any(|r| r.key == row.key) {
+        rows.push(row);
+    }
+}
+
+/// Every group row of every seed conversation, whoever its members are: the index holds only
+/// group rows (one per member of each conversation), so a filtered scan of it reads a few rows
+/// per conversation, never the messages. The index is eventually consistent; the current members'
+/// own partitions are read strongly as well, and every delete below is conditioned anyway.
+async fn find_seed_group_rows(ddb: &Ddb, members: [&User; 2]) -> Result<Found> {
+    let mut found = Found::new();
+    let mut pages = ddb
+        .client
+        .scan()
+        .table_name(&ddb.table)
+        .index_name(GSI_NAME)
+        .filter_expression("begins_with(#g, :p)")
+        .expression_attribute_names("#g", GSI_PK)
+        .expression_attribute_values(":p", AttributeValue::S(SEED_GROUP_PREFIX.to_string()))
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = pages.next().await {
+        add_found(&mut found, &item.map_err(|e| Error::from_sdk(e, &ddb.ctx("Scan")))?);
+    }
+    for user in members {
+        let mut pages = ddb
+            .client
+            .query()
+            .table_name(&ddb.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("{GRP_PREFIX}{}", user.uuid)))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            add_found(&mut found, &item.map_err(|e| Error::from_sdk(e, &ddb.ctx("Query")))?);
+        }
+    }
+    Ok(found)
+}
+
+/// The group rows of one conversation, re-read after a lost race.
+async fn reread(ddb: &Ddb, group: Uuid) -> Result<Vec<FoundRow>> {
+    let mut found = Found::new();
+    for row in crate::patterns::group_rows(ddb, group).await? {
+        add_found(&mut found, &row.to_item());
+    }
+    Ok(found.remove(&group).unwrap_or_default())
+}
+
+/// How often one conversation's rows are re-read and replaced again after a lost race.
+const ATTEMPTS: u32 = 8;
+
+/// Most actions in one TransactWriteItems.
+const MAX_ACTIONS: usize = 100;
+
+/// Replaces the group rows of one conversation: deletes the rows found (each conditioned on
+/// still being there) and puts `new` (each conditioned on its key being free), all in one
+/// transaction, so that a stream worker moving the same rows at the same moment makes the
+/// transaction fail instead of leaving a second row per member. A lost race re-reads and tries
+/// again. Rows that someone moved past the plan's clock (a message written during the seed) keep
+/// their time and text: a group row never goes back before its conversation's newest message.
+async fn replace_conversation(ddb: &Ddb, group: Uuid, mut rows: Vec<FoundRow>, new: Option<[MessageGroupRow; 2]>) -> Result<(u64, u64)> {
+    for attempt in 0..ATTEMPTS {
+        let mut new_items: Vec<Item> = Vec::new();
+        if let Some(new) = &new {
+            let newest = rows.iter().max_by(|a, b| a.sk.cmp(&b.sk));
+            for row in new {
+                let mut item = row.to_item();
+                if let Some(n) = newest.filter(|n| n.sk > format_ts(row.last_message_at)) {
+                    item.insert(SK.into(), AttributeValue::S(n.sk.clone()));
+                    item.insert("message".into(), AttributeValue::S(n.message.clone()));
+                }
+                new_items.push(item);
+            }
+        }
+        // A new row on the key of a found row overwrites it (one action per item).
+        let overwrites: Vec<bool> = new_items.iter().map(|i| rows.iter().any(|r| r.key == key_of(i))).collect();
+        let deletes: Vec<&FoundRow> = rows.iter().filter(|r| !new_items.iter().any(|i| key_of(i) == r.key)).collect();
+        let mut actions: Vec<TransactWriteItem> = deletes.iter().map(|r| conditioned_delete(ddb, r.key.clone())).collect();
+        actions.extend(new_items.iter().zip(&overwrites).map(|(i, over)| conditioned_put(ddb, i.clone(), *over)));
+        match transact_chunks(ddb, actions).await {
+            Ok(()) => return Ok((deletes.len() as u64, new_items.len() as u64)),
+            Err(Some(e)) => return Err(e),
+            Err(None) => {}
+        }
+        tokio::time::sleep(crate::write::backoff(attempt)).await;
+        rows = reread(ddb, group).await?;
+    }
+    Err(Error::Conflict(format!(
+        "the group rows of conversation {group} kept changing under {ATTEMPTS} attempts to replace them (is something else rewriting them?); run the seed again"
+    )))
+}
+
+fn conditioned_delete(ddb: &Ddb, key: Item) -> TransactWriteItem {
+    let d = Delete::builder().table_name(&ddb.table).set_key(Some(key)).condition_expression("attribute_exists(pk)").build().expect("table and key set");
+    TransactWriteItem::builder().delete(d).build()
+}
+
+fn conditioned_put(ddb: &Ddb, item: Item, overwrite: bool) -> TransactWriteItem {
+    let cond = if overwrite { "attribute_exists(pk)" } else { "attribute_not_exists(pk)" };
+    let p = Put::builder().table_name(&ddb.table).set_item(Some(item)).condition_expression(cond).build().expect("table and item set");
+    TransactWriteItem::builder().put(p).build()
+}
+
+/// Runs `actions` as transactions of at most 100, deletes first. `Err(None)`: a condition
+/// failed or the service asked to slow down (re-read and retry); `Err(Some(e))`: give up.
+async fn transact_chunks(ddb: &Ddb, actions: Vec<TransactWriteItem>) -> std::result::Result<(), Option<Error>> {
+    for chunk in actions.chunks(MAX_ACTIONS) {
+        let res = ddb.client.transact_write_items().set_transact_items(Some(chunk.to_vec())).send().await;
+        match res {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => return Err(None),
+            Err(e) => {
+                let err = Error::from_sdk(e, &ddb.ctx("TransactWriteItems"));
+                return Err((!err.is_transient()).then_some(err));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Conversations whose group rows go into one transaction when none of them has rows yet.
+const NEW_CONVERSATIONS_PER_TRANSACTION: usize = MAX_ACTIONS / 2;
+
+/// Puts the group rows of conversations that had none, many per transaction, each put
+/// conditioned on its key being free; a chunk that loses a race falls back to one conversation
+/// at a time (which re-reads).
+async fn put_new_conversations(ddb: &Ddb, plan: &SeedPlan, ks: &[u64]) -> Result<(u64, u64)> {
+    let actions: Vec<TransactWriteItem> = ks.iter().flat_map(|k| plan.group_rows(*k)).map(|r| conditioned_put(ddb, r.to_item(), false)).collect();
+    match transact_chunks(ddb, actions).await {
+        Ok(()) => Ok((0, 2 * ks.len() as u64)),
+        Err(Some(e)) => Err(e),
+        Err(None) => {
+            let mut total = (0, 0);
+            for k in ks {
+                let group = group_uuid(*k);
+                let (d, w) = replace_conversation(ddb, group, reread(ddb, group).await?, Some(plan.group_rows(*k))).await?;
+                total = (total.0 + d, total.1 + w);
+            }
+            Ok(total)
+        }
+    }
+}
+
+/// Writes the plan (see the module docs for the order), holding the table's seed lock: a
+/// second seed started meanwhile fails, naming this one. `progress` counts items deleted and
 /// written; `on_phase` is told when each phase starts.
 ///
 /// `approve_replace` is asked before rows of an earlier seed are deleted (with their count); when
@@ -326,51 +504,70 @@ pub async fn run(
     on_phase: &dyn Fn(&str, u64),
     approve_replace: &dyn Fn(u64) -> bool,
 ) -> Result<SeedReport> {
-    // Existing group rows of both users that belong to seed groups.
-    let mut old_group_rows = Vec::new();
-    let mut groups: BTreeSet<Uuid> = BTreeSet::new();
-    for user in [&plan.me, &plan.other] {
-        let keys: Vec<Item> = keys_of_partition(ddb, format!("{GRP_PREFIX}{}", user.uuid), true).try_collect().await?;
-        for item in keys {
-            let g = item.get("message_group_uuid").and_then(|v| v.as_s().ok()).and_then(|s| Uuid::parse_str(s).ok());
-            if let Some(g) = g.filter(is_seed_group) {
-                groups.insert(g);
-                old_group_rows.push(key_of(&item));
-            }
-        }
-    }
+    SEED_LOCK.hold(ddb, run_locked(ddb, plan, opts, progress, on_phase, approve_replace)).await
+}
+
+async fn run_locked(
+    ddb: &Ddb,
+    plan: &SeedPlan,
+    opts: WriteOptions,
+    progress: &ProgressBar,
+    on_phase: &dyn Fn(&str, u64),
+    approve_replace: &dyn Fn(u64) -> bool,
+) -> Result<SeedReport> {
+    let mut found = find_seed_group_rows(ddb, [&plan.me, &plan.other]).await?;
     // Message rows of a seed group exist only while its group rows do (see the module docs), so
     // the groups found above are enough; the first groups of this plan are checked as well, as a
     // cheap guard against rows left by other tools.
-    groups.extend((0..plan.groups.min(1_000)).map(group_uuid));
+    let groups: BTreeSet<Uuid> = found.keys().copied().chain((0..plan.groups.min(1_000)).map(group_uuid)).collect();
+    let old_group_rows: u64 = found.values().map(|r| r.len() as u64).sum();
 
     let mut report = SeedReport::default();
-    if !groups.is_empty() {
-        // Counted first (for the prod guard and the progress bar), then deleted page by page:
-        // memory does not grow with the size of the earlier seed.
-        let mut old_messages = 0u64;
-        for g in &groups {
-            old_messages += count_partition(ddb, MessageRow::pk_of(*g)).await?;
+    // Counted first (for the prod guard and the progress bar), then deleted page by page:
+    // memory does not grow with the size of the earlier seed.
+    let mut old_messages = 0u64;
+    for g in &groups {
+        old_messages += count_partition(ddb, MessageRow::pk_of(*g)).await?;
+    }
+    if old_messages + old_group_rows > 0 {
+        let n = old_messages + old_group_rows;
+        if !approve_replace(n) {
+            return Err(input(format!(
+                "table {} at {} holds {n} rows of an earlier seed; not replacing them without confirmation: pass --yes, or run in a terminal and confirm",
+                ddb.table,
+                ddb.target.label()
+            )));
         }
-        if old_messages > 0 || !old_group_rows.is_empty() {
-            let n = old_messages + old_group_rows.len() as u64;
-            if !approve_replace(n) {
-                return Err(input(format!(
-                    "table {} at {} holds {n} rows of an earlier seed; not replacing them without confirmation: pass --yes, or run in a terminal and confirm",
-                    ddb.table,
-                    ddb.target.label()
-                )));
-            }
-            on_phase("clearing the earlier seed", n);
-            let keys = futures::stream::iter(groups.iter()).flat_map(|g| keys_of_partition(ddb, MessageRow::pk_of(*g), false));
-            report.deleted += write_stream(ddb, keys.map_ok(delete), opts, progress).await?;
-            report.deleted += write_all(ddb, old_group_rows.into_iter().map(delete), opts, progress).await?;
-        }
+        on_phase("clearing the earlier seed", old_messages);
+        let keys = futures::stream::iter(groups.iter()).flat_map(|g| keys_of_partition(ddb, MessageRow::pk_of(*g)));
+        report.deleted += write_stream(ddb, keys.map_ok(delete), opts, progress).await?;
     }
 
-    on_phase("writing", plan.total_items());
-    let group_rows = (0..plan.groups).flat_map(|k| plan.group_rows(k)).map(|r| put(r.to_item()));
-    report.written += write_all(ddb, group_rows, opts, progress).await?;
+    on_phase("writing", plan.total_items() + old_group_rows);
+    // Conversations with rows (of this plan or earlier ones) are replaced one transaction each;
+    // the plan's other conversations get their rows many per transaction.
+    let mut replacements: Vec<(Uuid, Vec<FoundRow>, Option<[MessageGroupRow; 2]>)> = Vec::new();
+    let mut fresh: Vec<u64> = Vec::new();
+    for k in 0..plan.groups {
+        match found.remove(&group_uuid(k)) {
+            Some(rows) => replacements.push((group_uuid(k), rows, Some(plan.group_rows(k)))),
+            None => fresh.push(k),
+        }
+    }
+    replacements.extend(found.into_iter().map(|(g, rows)| (g, rows, None)));
+    type Job<'a> = futures::future::BoxFuture<'a, Result<(u64, u64)>>;
+    let replace = futures::stream::iter(replacements).map(|(g, rows, new)| -> Job<'_> { Box::pin(replace_conversation(ddb, g, rows, new)) });
+    let create = futures::stream::iter(fresh.chunks(NEW_CONVERSATIONS_PER_TRANSACTION)).map(|ks| -> Job<'_> { Box::pin(put_new_conversations(ddb, plan, ks)) });
+    let (deleted, written) = replace
+        .chain(create)
+        .buffer_unordered(opts.concurrency.max(1))
+        .try_fold((0u64, 0u64), |(d, w), (dn, wn)| {
+            progress.inc(dn + wn);
+            async move { Ok((d + dn, w + wn)) }
+        })
+        .await?;
+    report.deleted += deleted;
+    report.written += written;
     let messages = (0..plan.messages).map(|i| put(plan.message(i).to_item()));
     report.written += write_all(ddb, messages, opts, progress).await?;
     Ok(report)
@@ -413,11 +610,19 @@ mod tests {
             (b"\n\n  \n", "f: the conversation has no lines"),
             (b"", "f: the conversation has no lines"),
             (b"Yaya2DevOps: a\x00b\n", "f:1: control character"),
+            (b"\xef\xbb\xbf\xef\xbb\xbfYaya2DevOps: a\n", "f:1: unknown speaker"),
         ];
         for (bytes, want) in cases {
             let err = Conversation::parse(bytes, "f", &m).unwrap_err().to_string();
             assert!(err.contains(want), "{err:?} should contain {want:?}");
         }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_text() {
+        let c = Conversation::parse(b"\xef\xbb\xbfYaya2DevOps: hi\r\nFan: ho\r\n", "f", &course_map()).unwrap();
+        assert_eq!(c.lines[0].handle, "yaya2devops");
+        assert_eq!((c.lines[0].text.as_str(), c.lines[1].text.as_str()), ("hi", "ho"));
     }
 
     #[test]

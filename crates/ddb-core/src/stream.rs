@@ -13,6 +13,9 @@
 //! - a row already at or past the message's time is left alone, so a redelivered batch, or an
 //!   older message arriving after a newer one, changes nothing;
 //! - REMOVE records and records of other rows (group rows) are ignored;
+//! - a member with two rows of one conversation (left by some writer without conditions) is
+//!   converged in the same transaction: the newest row stays, the others are deleted, and the
+//!   outcome says so ([`Outcome::notes`]);
 //! - a conversation that cannot be moved reports its records as failed (a Lambda partial batch
 //!   response, or a retry by the local worker), never dropped.
 //!
@@ -65,6 +68,10 @@ pub struct Outcome {
     pub failed: Vec<String>,
     /// Why, one line per failed conversation.
     pub errors: Vec<String>,
+    /// Duplicate group rows removed (a member had more than one row of a conversation).
+    pub removed: u64,
+    /// Worth a line in the log: what was converged, one line per conversation.
+    pub notes: Vec<String>,
 }
 
 /// The newest message of a conversation in a batch.
@@ -111,7 +118,16 @@ pub async fn handle(ddb: &Ddb, records: &[Record]) -> Outcome {
     let results = futures::future::join_all(newest.iter().map(|(g, n)| follow(ddb, *g, n))).await;
     for ((group, n), res) in newest.into_iter().zip(results) {
         match res {
-            Ok(moved) => out.moved += moved,
+            Ok(f) => {
+                out.moved += f.moved;
+                out.removed += f.removed;
+                if f.removed > 0 {
+                    out.notes.push(format!(
+                        "conversation {group}: a member had more than one group row; kept the newest, on the newest message, and removed {} duplicate(s)",
+                        f.removed
+                    ));
+                }
+            }
             Err(e) => {
                 out.errors.push(format!("conversation {group}: {e}"));
                 out.failed.extend(n.records);
@@ -121,22 +137,69 @@ pub async fn handle(ddb: &Ddb, records: &[Record]) -> Outcome {
     out
 }
 
-/// Moves every group row of `group` that is older than `n` to `n`; the number moved.
-async fn follow(ddb: &Ddb, group: Uuid, n: &Newest) -> Result<u64> {
+/// What following one message did.
+#[derive(Debug, Default)]
+struct Followed {
+    moved: u64,
+    removed: u64,
+}
+
+/// What one conversation's rows need: for each member, the newest row moved to the message if
+/// it is behind, and any further row of that member deleted.
+#[derive(Debug, Default)]
+struct Plan<'a> {
+    /// One member's changes each, kept together in one transaction: `(move, duplicates)`.
+    members: Vec<(Option<&'a MessageGroupRow>, Vec<&'a MessageGroupRow>)>,
+}
+
+impl Plan<'_> {
+    fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+/// Decides what [`follow`] writes. A member should have one row per conversation; if two writers
+/// ever left two (a seed racing the worker before the seed replaced rows in transactions, or
+/// anything writing group rows without conditions), the rows converge here instead of making
+/// every later move fail: the newest stays, the others go.
+fn plan_for<'a>(rows: &'a [MessageGroupRow], sk: &str) -> Plan<'a> {
+    let mut by_owner: BTreeMap<Uuid, Vec<&MessageGroupRow>> = BTreeMap::new();
+    for r in rows {
+        by_owner.entry(r.owner_uuid).or_default().push(r);
+    }
+    let mut plan = Plan::default();
+    for (_, mut mine) in by_owner {
+        mine.sort_by(|a, b| b.last_message_at.cmp(&a.last_message_at));
+        let keep = mine[0];
+        let behind = (format_ts(keep.last_message_at).as_str() < sk).then_some(keep);
+        let extra = mine[1..].to_vec();
+        if behind.is_some() || !extra.is_empty() {
+            plan.members.push((behind, extra));
+        }
+    }
+    plan
+}
+
+/// Brings every group row of `group` to `n` (see [`plan_for`]).
+async fn follow(ddb: &Ddb, group: Uuid, n: &Newest) -> Result<Followed> {
     for attempt in 0..ATTEMPTS {
         let rows = group_rows(ddb, group).await?;
-        let behind: Vec<&MessageGroupRow> = rows.iter().filter(|r| format_ts(r.last_message_at) < n.sk).collect();
-        if behind.is_empty() {
-            return Ok(0);
+        let plan = plan_for(&rows, &n.sk);
+        if plan.is_empty() {
+            return Ok(Followed::default());
         }
-        match move_rows(ddb, &behind, n).await {
-            Ok(()) => return Ok(behind.len() as u64),
+        match apply(ddb, &plan, n).await {
+            Ok(()) => {
+                let moved = plan.members.iter().filter(|(m, _)| m.is_some()).count() as u64;
+                let removed = plan.members.iter().map(|(_, d)| d.len() as u64).sum();
+                return Ok(Followed { moved, removed });
+            }
             Err(Move::Race) => {}
             Err(Move::Failed(e)) => return Err(e),
         }
         tokio::time::sleep(crate::write::backoff(attempt).min(Duration::from_millis(500))).await;
     }
-    Err(crate::error::input(format!("group rows kept changing under {ATTEMPTS} attempts to move them")))
+    Err(crate::error::Error::Conflict(format!("group rows kept changing under {ATTEMPTS} attempts to move them")))
 }
 
 /// Why a move did not happen.
@@ -148,40 +211,57 @@ enum Move {
     Failed(Error),
 }
 
-/// Most group rows one transaction moves: two actions each, and TransactWriteItems takes 100.
-const ROWS_PER_TRANSACTION: usize = 50;
+/// TransactWriteItems' limit.
+const MAX_ACTIONS: usize = 100;
 
-/// Moves `rows` (one conversation's, two in the course) to `n`: for each row, delete the old key
-/// if it is still there and put the new key if it is free, all rows in one TransactWriteItems
-/// (one transaction per conversation, not per row: DynamoDB Local answers concurrent transactions
-/// one after another, and in bench/stream runs this took the lag's p99 from about 310 to 264 ms).
-async fn move_rows(ddb: &Ddb, rows: &[&MessageGroupRow], n: &Newest) -> std::result::Result<(), Move> {
-    for chunk in rows.chunks(ROWS_PER_TRANSACTION) {
-        let mut actions = Vec::with_capacity(chunk.len() * 2);
-        for row in chunk {
-            let old_key = Item::from([
-                (PK.to_string(), AttributeValue::S(MessageGroupRow::pk_of(row.owner_uuid))),
-                (SK.to_string(), AttributeValue::S(format_ts(row.last_message_at))),
-            ]);
+fn key_item(row: &MessageGroupRow) -> Item {
+    Item::from([
+        (PK.to_string(), AttributeValue::S(MessageGroupRow::pk_of(row.owner_uuid))),
+        (SK.to_string(), AttributeValue::S(format_ts(row.last_message_at))),
+    ])
+}
+
+fn delete_if_there(ddb: &Ddb, row: &MessageGroupRow) -> TransactWriteItem {
+    let d = Delete::builder()
+        .table_name(&ddb.table)
+        .set_key(Some(key_item(row)))
+        .condition_expression("attribute_exists(pk)")
+        .build()
+        .expect("table and key set");
+    TransactWriteItem::builder().delete(d).build()
+}
+
+/// Applies `plan`: each move is a delete of the old key if it is still there and a put of the new
+/// key if it is free; each duplicate a delete if it is still there. All of a conversation's
+/// changes go into one TransactWriteItems (one transaction per conversation, not per row:
+/// DynamoDB Local answers concurrent transactions one after another, and in bench/stream runs
+/// this took the lag's p99 from about 310 to 264 ms); a member's changes are never split.
+async fn apply(ddb: &Ddb, plan: &Plan<'_>, n: &Newest) -> std::result::Result<(), Move> {
+    let mut chunks: Vec<Vec<TransactWriteItem>> = vec![Vec::new()];
+    for (behind, extra) in &plan.members {
+        let mut actions: Vec<TransactWriteItem> = extra.iter().map(|r| delete_if_there(ddb, r)).collect();
+        if let Some(row) = behind {
             let mut new_item = row.to_item();
             new_item.insert(SK.into(), AttributeValue::S(n.sk.clone()));
             new_item.insert("message".into(), AttributeValue::S(n.text.clone()));
-            let delete = Delete::builder()
-                .table_name(&ddb.table)
-                .set_key(Some(old_key))
-                .condition_expression("attribute_exists(pk)")
-                .build()
-                .expect("table and key set");
             let put = Put::builder()
                 .table_name(&ddb.table)
                 .set_item(Some(new_item))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .expect("table and item set");
-            actions.push(TransactWriteItem::builder().delete(delete).build());
+            actions.push(delete_if_there(ddb, row));
             actions.push(TransactWriteItem::builder().put(put).build());
         }
-        let res = ddb.client.transact_write_items().set_transact_items(Some(actions)).send().await;
+        let last = chunks.last_mut().expect("one chunk");
+        if !last.is_empty() && last.len() + actions.len() > MAX_ACTIONS {
+            chunks.push(actions);
+        } else {
+            last.extend(actions);
+        }
+    }
+    for chunk in chunks {
+        let res = ddb.client.transact_write_items().set_transact_items(Some(chunk)).send().await;
         match res {
             Ok(_) => {}
             Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => return Err(Move::Race),
@@ -208,6 +288,41 @@ mod tests {
                 ("message".into(), AttributeValue::S("hi".into())),
             ])),
         }
+    }
+
+    fn row(owner: Uuid, at: &str) -> MessageGroupRow {
+        MessageGroupRow {
+            owner_uuid: owner,
+            last_message_at: parse_ts(at).unwrap(),
+            message_group_uuid: Uuid::nil(),
+            message: "m".into(),
+            user_uuid: Uuid::nil(),
+            user_display_name: "d".into(),
+            user_handle: "h".into(),
+        }
+    }
+
+    #[test]
+    fn the_plan_moves_the_newest_row_of_each_member_and_drops_duplicates() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (t1, t2, t3) = ("2026-01-01T00:00:01.000000+00:00", "2026-01-01T00:00:02.000000+00:00", "2026-01-01T00:00:03.000000+00:00");
+        // One row each, both behind: two moves, nothing removed.
+        let rows = [row(a, t1), row(b, t1)];
+        let plan = plan_for(&rows, t2);
+        assert_eq!(plan.members.len(), 2);
+        assert!(plan.members.iter().all(|(m, d)| m.is_some() && d.is_empty()));
+        // Already current: nothing to do.
+        assert!(plan_for(&rows, t1).is_empty());
+        // a has two rows: the newer (t2) moves to t3, the older goes; b only moves.
+        let rows = [row(a, t1), row(a, t2), row(b, t1)];
+        let plan = plan_for(&rows, t3);
+        let (moved, dup) = plan.members.iter().find(|(m, _)| m.is_some_and(|r| r.owner_uuid == a)).unwrap();
+        assert_eq!(format_ts(moved.unwrap().last_message_at), t2);
+        assert_eq!(dup.iter().map(|r| format_ts(r.last_message_at)).collect::<Vec<_>>(), [t1]);
+        // Duplicates are removed even when no row is behind (an older message redelivered).
+        let plan = plan_for(&rows, t1);
+        assert_eq!(plan.members.len(), 1);
+        assert!(plan.members[0].0.is_none() && plan.members[0].1.len() == 1);
     }
 
     #[test]

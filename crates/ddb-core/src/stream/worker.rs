@@ -304,6 +304,9 @@ async fn follow<S: Future>(
                 busy = true;
                 let outcome = handle(ddb, &records).await;
                 report(Event::Batch(&outcome));
+                for note in &outcome.notes {
+                    report(Event::Note(note.clone()));
+                }
                 totals.records += records.len() as u64;
                 totals.moved += outcome.moved;
                 if !outcome.failed.is_empty() {

@@ -6,11 +6,13 @@
 //! - `patterns`: access patterns A-D and their scripts.
 //! - `stream`: pattern E, the handler and the stream worker.
 //! - `cognito`: list-users and update_cognito_user_ids against moto and Postgres.
+//! - `integrity`: several writers at once: two seeds, seed vs create-message vs the worker, re-seeds.
 //! - `reliability`: faults through a proxy, killed servers and processes, bad inputs of docs/bad-inputs.md.
 //! - `files`: docker-compose.yml, .gitpod.yml and the bin/ shims stay valid.
 
 mod cognito;
 mod files;
+mod integrity;
 mod patterns;
 mod reliability;
 mod seed;
