@@ -46,9 +46,16 @@ pub struct Faults {
     pub partial: AtomicU64,
     /// Connections dropped mid-response.
     pub dropped: AtomicU64,
+    /// Requests seen, by operation (`TransactWriteItems`, ...).
+    pub by_op: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Faults {
+    /// How many requests of operation `op` the proxy has seen.
+    pub fn seen(&self, op: &str) -> u64 {
+        self.by_op.lock().unwrap().get(op).copied().unwrap_or(0)
+    }
+
     /// Faults only for these operations (e.g. `["BatchWriteItem"]`).
     pub fn only(&self, ops: &[&str]) {
         *self.only.lock().unwrap() = ops.iter().map(|s| s.to_string()).collect();
@@ -140,6 +147,7 @@ async fn handle(
 ) -> Result<Response<Body>, std::convert::Infallible> {
     f.requests.fetch_add(1, Relaxed);
     let op = req.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").rsplit('.').next().unwrap_or("").to_string();
+    *f.by_op.lock().unwrap().entry(op.clone()).or_default() += 1;
     let affected = {
         let only = f.only.lock().unwrap();
         only.is_empty() || only.contains(&op)

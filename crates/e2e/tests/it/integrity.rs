@@ -311,6 +311,7 @@ fn seed_racing_create_message_and_the_worker_keeps_one_row_per_member() {
         let forced = round % 2 == 0;
         proxy.faults.delay_ms.store(if forced { 800 } else { 0 }, Relaxed);
         let stop = AtomicBool::new(false);
+        let transactions_before = proxy.faults.seen("TransactWriteItems");
         let sent = std::thread::scope(|s| {
             let talk = s.spawn(chatter(&t, &u["bayko"], &stop));
             // Only the first attempt is held back: the retries then meet the usual short window.
@@ -324,6 +325,12 @@ fn seed_racing_create_message_and_the_worker_keeps_one_row_per_member() {
             talk.join().unwrap()
         });
         assert!(sent > 0, "round {round}: no message was sent during the seed");
+        let transactions = proxy.faults.seen("TransactWriteItems") - transactions_before;
+        if forced {
+            // The held-back replacement met rows the worker had moved, failed its conditions,
+            // and the seed re-read and replaced again: the interleaving did happen.
+            assert!(transactions >= 2, "round {round}: the seed's first replacement was not cancelled ({transactions} transaction(s))");
+        }
         if let Err(e) = wait_settled(&t, &u, Duration::from_secs(30)) {
             panic!("round {round} (forced: {forced}, {sent} messages during the seed): {e}\nworker log:\n{}", worker.log());
         }
