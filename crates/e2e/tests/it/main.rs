@@ -5,12 +5,15 @@
 //! - `seed`: the course seed, bad inputs, re-runs, crashes and scale mode.
 //! - `patterns`: access patterns A-D and their scripts.
 //! - `stream`: pattern E, the handler and the stream worker.
+//! - `lambda`: the messaging-stream bootstrap under the Lambda Runtime API emulator, on real stream
+//!   records; bin/lambda/build's provided.al2023 zip and its glibc.
 //! - `cognito`: list-users and update_cognito_user_ids against moto and Postgres.
 //! - `reliability`: faults through a proxy, killed servers and processes, bad inputs of docs/bad-inputs.md.
 //! - `files`: docker-compose.yml, .gitpod.yml and the bin/ shims stay valid.
 
 mod cognito;
 mod files;
+mod lambda;
 mod patterns;
 mod reliability;
 mod seed;
