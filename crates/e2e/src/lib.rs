@@ -277,9 +277,9 @@ pub struct Moto {
     pub endpoint: String,
 }
 
-/// Kills the server `child` when the test process goes away, whatever way it goes (a watchdog
-/// shell), then waits up to 60 s for it to listen on `port`.
-fn watch_and_wait(child: &Child, port: u16, what: &str) {
+/// Kills `child` when the test process goes away, whatever way it goes: a watchdog shell that
+/// outlives the test process when that is killed, so that an aborted run leaves nothing behind.
+pub fn watchdog(child: &Child) {
     let watchdog = format!(
         "while kill -0 {} 2>/dev/null && kill -0 {} 2>/dev/null; do sleep 1; done; kill -9 {} 2>/dev/null",
         std::process::id(),
@@ -289,6 +289,11 @@ fn watch_and_wait(child: &Child, port: u16, what: &str) {
     // Not waited for on purpose: it outlives the test process when that is killed.
     #[allow(clippy::zombie_processes)]
     Command::new("sh").args(["-c", &watchdog]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("watchdog");
+}
+
+/// [`watchdog`] for the server `child`, then waits up to 60 s for it to listen on `port`.
+pub fn watch_and_wait(child: &Child, port: u16, what: &str) {
+    watchdog(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "{what} did not listen on port {port} within 60 s");

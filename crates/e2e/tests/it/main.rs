@@ -5,6 +5,8 @@
 //! - `seed`: the course seed, bad inputs, re-runs, crashes and scale mode.
 //! - `patterns`: access patterns A-D and their scripts.
 //! - `stream`: pattern E, the handler and the stream worker.
+//! - `lambda`: the messaging-stream bootstrap under the Lambda Runtime API emulator, on real stream
+//!   records; bin/lambda/build's provided.al2023 zip and its glibc.
 //! - `cognito`: list-users and update_cognito_user_ids against moto and Postgres.
 //! - `integrity`: several writers at once: two seeds, seed vs create-message vs the worker, re-seeds.
 //! - `reliability`: faults through a proxy, killed servers and processes, bad inputs of docs/bad-inputs.md.
@@ -13,6 +15,7 @@
 mod cognito;
 mod files;
 mod integrity;
+mod lambda;
 mod patterns;
 mod reliability;
 mod seed;
