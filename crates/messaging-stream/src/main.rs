@@ -33,6 +33,9 @@ async fn apply(ddb: &Ddb, event: &Event) -> DynamoDbEventResponse {
     for e in &outcome.errors {
         eprintln!("messaging-stream: {e}");
     }
+    for n in &outcome.notes {
+        eprintln!("messaging-stream: {n}");
+    }
     println!(
         "messaging-stream: {} record(s), {} message(s), {} group row(s) moved, {} failed",
         records.len(),
