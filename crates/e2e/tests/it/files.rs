@@ -105,3 +105,36 @@ fn bin_shims_name_built_binaries_and_explain_when_missing() {
         assert!(help.status.success() && stdout(&help).contains("Usage"), "{}", shim.display());
     }
 }
+
+/// ./bin/setup builds a few packages, ./bin/test the whole workspace: every dependency they share
+/// gets the same features in both (ddb-core's lines for the rest of the workspace), or the second
+/// build compiles hyper, serde and the AWS SDK above them again. Only ddb-core's own differ.
+#[test]
+fn setup_packages_and_the_workspace_build_shared_dependencies_alike() {
+    let features = |select: &[String]| -> std::collections::BTreeMap<String, String> {
+        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["tree", "--locked", "--offline", "-e", "normal,build", "--prefix", "none", "-f", "{p}|{f}"])
+            .args(select)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        text.lines()
+            .filter(|l| !l.ends_with("(*)"))
+            .filter_map(|l| l.split_once('|'))
+            .map(|(p, f)| (p.replace(" (proc-macro)", "").trim().to_string(), f.trim().to_string()))
+            .collect()
+    };
+    let setup = std::fs::read_to_string(root().join("bin/setup")).unwrap();
+    let first = setup.lines().find_map(|l| l.strip_prefix("FIRST=(")).expect("bin/setup names its FIRST packages");
+    let select: Vec<String> = first.trim_end_matches(')').split_whitespace().map(|p| format!("--package={p}")).collect();
+    assert!(select.len() >= 5, "{select:?}");
+    let (ours, all) = (features(&select), features(&["--workspace".to_string()]));
+    let differ: Vec<String> = ours
+        .iter()
+        .filter(|(p, f)| !p.starts_with("ddb-core ") && all.get(*p).is_some_and(|w| w != *f))
+        .map(|(p, f)| format!("{p}: [{f}] for setup, [{}] for the workspace", all[p]))
+        .collect();
+    assert!(differ.is_empty(), "{differ:#?}");
+}
