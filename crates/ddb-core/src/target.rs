@@ -160,7 +160,11 @@ pub fn endpoint_warning(target: &Target) -> Option<String> {
 
 /// An SDK configuration for `target`, shared by all service clients of one run.
 pub async fn sdk_config(target: &Target, args: &TargetArgs) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    // rustls with ring for HTTPS (AWS itself, SSO, STS): the SDK's default aws-lc needs a C build
+    // that was 40 s of a cold build (issue 14). Certificates are read on the first HTTPS request.
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let https = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https);
     match target {
         Target::Endpoint(url) => {
             let region = args

@@ -25,12 +25,24 @@ fn docker_compose_runs_dynamodb_local_and_postgres_with_the_schema() {
     }
 }
 
+/// Every `./path` word of a lifecycle command names an executable file of this repository.
+fn assert_commands_exist(file: &str, cmd: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    for word in cmd.split_whitespace().filter(|w| w.starts_with("./")) {
+        let meta = std::fs::metadata(root().join(word)).unwrap_or_else(|e| panic!("{file} names {word}: {e}"));
+        assert!(meta.is_file() && meta.permissions().mode() & 0o111 != 0, "{file} names {word}, which is not executable");
+    }
+}
+
 #[test]
 fn gitpod_builds_then_starts_loads_and_seeds() {
     let doc = load(".gitpod.yml");
     let task = &doc["tasks"][0];
-    assert!(task["init"].as_str().unwrap().contains("cargo build --release"));
+    let init = task["init"].as_str().unwrap();
+    assert!(init.contains("./bin/setup --build all"), "{init}");
     let cmd = task["command"].as_str().unwrap();
+    assert_commands_exist(".gitpod.yml", init);
+    assert_commands_exist(".gitpod.yml", cmd);
     let order: Vec<usize> = ["./bin/local/up", "./bin/ddb/schema-load", "./bin/ddb/seed"]
         .iter()
         .map(|s| cmd.find(s).unwrap_or_else(|| panic!("{s} missing from .gitpod.yml")))
@@ -38,8 +50,31 @@ fn gitpod_builds_then_starts_loads_and_seeds() {
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{cmd}");
 }
 
-/// Every script in bin/ that runs a binary names one this workspace builds, and says how to
-/// build it when it is missing.
+/// Codespaces, VS Code Dev Containers, Ona: Rust, Java 17, npm and Docker (for docker-compose's
+/// Postgres) in the container; the build in the prebuild-friendly step, ./bin/setup at each start.
+#[test]
+fn devcontainer_builds_ahead_and_sets_up_at_each_start() {
+    let file = ".devcontainer/devcontainer.json";
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join(file)).unwrap()).unwrap();
+    assert!(doc["image"].as_str().unwrap().contains("devcontainers/rust"));
+    let features = doc["features"].as_object().unwrap();
+    let feature = |name: &str| features.iter().find(|(k, _)| k.contains(name)).map(|(_, v)| v.clone());
+    assert_eq!(feature("features/java").unwrap()["version"], "17");
+    assert!(feature("features/node").is_some() && feature("docker-in-docker").is_some(), "{features:?}");
+    let build = doc["updateContentCommand"].as_str().unwrap();
+    assert!(build.contains("./bin/setup --build all"), "{build}");
+    let start = doc["postStartCommand"].as_str().unwrap();
+    assert!(!start.contains("--build"), "the per-start step builds nothing: {start}");
+    assert_commands_exist(file, build);
+    assert_commands_exist(file, start);
+    let script = std::fs::read_to_string(root().join(start.trim())).unwrap();
+    let up = script.find("docker compose up -d db").expect("Postgres from docker-compose's db service");
+    assert!(script[up..].contains("exec ./bin/setup"), "{script}");
+    assert!(load("docker-compose.yml")["services"]["db"]["image"].as_str().unwrap().starts_with("postgres"));
+}
+
+/// Every script in bin/ that runs a binary names one this workspace builds, and, when it is
+/// missing, builds it through ./bin/setup (or with CRUDDUR_NO_BUILD set, says how to).
 #[test]
 fn bin_shims_name_built_binaries_and_explain_when_missing() {
     let mut shims = Vec::new();
@@ -60,11 +95,46 @@ fn bin_shims_name_built_binaries_and_explain_when_missing() {
         let text = std::fs::read_to_string(&shim).unwrap();
         let name = text.split("/release/").nth(1).unwrap().split('"').next().unwrap();
         assert!(bin(name).exists(), "{} runs {name}, which is not built", shim.display());
-        let out = Command::new(&shim).env("CARGO_TARGET_DIR", &empty).output().unwrap();
+        let rel = shim.strip_prefix(root()).unwrap().display().to_string();
+        assert!(text.contains(&format!("/bin/setup\" --build-missing {rel} ")), "{rel} does not build itself");
+        let out = Command::new(&shim).env("CARGO_TARGET_DIR", &empty).env("CRUDDUR_NO_BUILD", "1").output().unwrap();
         assert_eq!(out.status.code(), Some(127));
         assert!(stderr(&out).contains("not built yet; run ./bin/setup"), "{}", stderr(&out));
         let target = bin(name).parent().and_then(|p| p.parent()).unwrap().to_path_buf();
         let help = Command::new(&shim).arg("--help").env("CARGO_TARGET_DIR", target).output().unwrap();
         assert!(help.status.success() && stdout(&help).contains("Usage"), "{}", shim.display());
     }
+}
+
+/// ./bin/setup builds a few packages, ./bin/test the whole workspace: every dependency they share
+/// gets the same features in both (ddb-core's lines for the rest of the workspace), or the second
+/// build compiles hyper, serde and the AWS SDK above them again. Only ddb-core's own differ.
+#[test]
+fn setup_packages_and_the_workspace_build_shared_dependencies_alike() {
+    let features = |select: &[String]| -> std::collections::BTreeMap<String, String> {
+        let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["tree", "--locked", "--offline", "-e", "normal,build", "--prefix", "none", "-f", "{p}|{f}"])
+            .args(select)
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        text.lines()
+            .filter(|l| !l.ends_with("(*)"))
+            .filter_map(|l| l.split_once('|'))
+            .map(|(p, f)| (p.replace(" (proc-macro)", "").trim().to_string(), f.trim().to_string()))
+            .collect()
+    };
+    let setup = std::fs::read_to_string(root().join("bin/setup")).unwrap();
+    let first = setup.lines().find_map(|l| l.strip_prefix("FIRST=(")).expect("bin/setup names its FIRST packages");
+    let select: Vec<String> = first.trim_end_matches(')').split_whitespace().map(|p| format!("--package={p}")).collect();
+    assert!(select.len() >= 5, "{select:?}");
+    let (ours, all) = (features(&select), features(&["--workspace".to_string()]));
+    let differ: Vec<String> = ours
+        .iter()
+        .filter(|(p, f)| !p.starts_with("ddb-core ") && all.get(*p).is_some_and(|w| w != *f))
+        .map(|(p, f)| format!("{p}: [{f}] for setup, [{}] for the workspace", all[p]))
+        .collect();
+    assert!(differ.is_empty(), "{differ:#?}");
 }
