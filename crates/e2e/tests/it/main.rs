@@ -8,11 +8,14 @@
 //! - `cognito`: list-users and update_cognito_user_ids against moto and Postgres.
 //! - `reliability`: faults through a proxy, killed servers and processes, bad inputs of docs/bad-inputs.md.
 //! - `files`: docker-compose.yml, .gitpod.yml and the bin/ shims stay valid.
+//! - `robust`: silent servers, closed pipes, odd `users` columns, cursors with offsets, prod
+//!   without credentials, Postgres over TLS, the local stack's scripts.
 
 mod cognito;
 mod files;
 mod patterns;
 mod reliability;
+mod robust;
 mod seed;
 mod stream;
 mod tables;
