@@ -339,6 +339,7 @@ pub struct SilentServer {
     /// `127.0.0.1:PORT`.
     pub addr: String,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SilentServer {
@@ -349,17 +350,26 @@ impl SilentServer {
         listener.set_nonblocking(true).expect("nonblocking listener");
         let addr = listener.local_addr().expect("local addr").to_string();
         let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (flag, count) = (stop.clone(), accepted.clone());
         std::thread::spawn(move || {
             let mut held = Vec::new();
             while !flag.load(Relaxed) {
                 match listener.accept() {
-                    Ok((conn, _)) => held.push(conn),
+                    Ok((conn, _)) => {
+                        held.push(conn);
+                        count.fetch_add(1, Relaxed);
+                    }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
         });
-        SilentServer { addr, stop }
+        SilentServer { addr, stop, accepted }
+    }
+
+    /// How many connections it has taken so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `http://127.0.0.1:PORT`, as an endpoint URL.
