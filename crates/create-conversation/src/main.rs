@@ -1,8 +1,10 @@
 //! `bin/ddb/patterns/create-conversation HANDLE OTHER_HANDLE TEXT [prod]`: pattern D, a new
 //! conversation with its first message, written in one transaction.
+#![deny(clippy::print_stdout)]
 
 use clap::Parser;
 use ddb_core::cli::{self, DdbArgs, PgArgs};
+use ddb_core::outln;
 use ddb_core::patterns;
 use std::process::ExitCode;
 
@@ -33,7 +35,7 @@ fn main() -> ExitCode {
         let ddb = args.ddb.connect(args.prod.is_some()).await?;
         let users = args.pg.users(&[&args.handle, &args.other_handle]).await?;
         let new = patterns::create_message_group(&ddb, &users[0], &users[1], &args.text).await?;
-        println!("{}", new.uuid);
+        outln!("{}", new.uuid)?;
         eprintln!("created conversation {} between {} and {}", new.uuid, users[0].handle, users[1].handle);
         Ok(())
     })

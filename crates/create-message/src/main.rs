@@ -1,8 +1,10 @@
 //! `bin/ddb/patterns/create-message GROUP_UUID HANDLE TEXT [prod]`: pattern C, one message from
 //! a member into an existing conversation.
+#![deny(clippy::print_stdout)]
 
 use clap::Parser;
 use ddb_core::cli::{self, DdbArgs, PgArgs};
+use ddb_core::outln;
 use ddb_core::patterns;
 use std::process::ExitCode;
 
@@ -60,7 +62,7 @@ fn main() -> ExitCode {
         if args.json {
             cli::print_json(&row)?;
         } else {
-            println!("created message {} in conversation {group} at {}", row.message_uuid, ddb_core::records::format_ts(row.created_at));
+            outln!("created message {} in conversation {group} at {}", row.message_uuid, ddb_core::records::format_ts(row.created_at))?;
         }
         Ok(())
     })

@@ -1,7 +1,9 @@
 //! `bin/db/setup`: creates the database of CONNECTION_URL, the course's `users` table and the two
 //! seed users, each only where missing, so that a re-run changes nothing.
+#![deny(clippy::print_stdout)]
 
 use clap::Parser;
+use ddb_core::outln;
 use ddb_core::{cli, pg};
 use std::process::ExitCode;
 
@@ -25,18 +27,18 @@ fn main() -> ExitCode {
         if args.check {
             let client = pg::connect(url).await?;
             let n = pg::count_users(&client, url).await?;
-            println!("postgres {}: users table with {n} row(s)", pg::redact(url));
+            outln!("postgres {}: users table with {n} row(s)", pg::redact(url))?;
             return Ok(());
         }
         let created = pg::ensure_database(url).await?;
         let client = pg::connect(url).await?;
         pg::setup(&client, url).await?;
-        println!(
+        outln!(
             "postgres {}: database {}, users table with {} row(s)",
             pg::redact(url),
             if created { "created" } else { "already there" },
             pg::count_users(&client, url).await?
-        );
+        )?;
         Ok(())
     })
 }

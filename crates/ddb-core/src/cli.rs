@@ -68,6 +68,30 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// `println!` for the binaries: a closed stdout (`| head -1`, `| true`) comes back as an error
+/// instead of a panic, and [`main`] ends such a run quietly with exit 0, as `| head` expects.
+/// Use it as `outln!("...")?`; every binary denies `clippy::print_stdout`, so this is the one way.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        ::std::writeln!(::std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// Parses the flags of a script that talks to Cognito: the shared target flags say Cognito's
+/// defaults (AWS, or its endpoint variables), not DynamoDB's.
+pub fn parse_cognito_args<T: clap::Parser>() -> T {
+    let cmd = T::command()
+        .mut_arg("endpoint_url", |a| {
+            a.help("Send requests to this endpoint (default: AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER or AWS_ENDPOINT_URL when set, else AWS)")
+        })
+        .mut_arg("region", |a| a.help("AWS region (default: the AWS config chain; with an endpoint, AWS_REGION or us-east-1)"))
+        .mut_arg("profile", |a| a.help("Named profile from your AWS config files"));
+    let matches = cmd.get_matches();
+    T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// Flags every DynamoDB script shares: the target and the table.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DdbArgs {

@@ -1,8 +1,11 @@
 //! The error type of the library. Every message says what went wrong and, where the user can do
 //! something about it, what to do next.
 
+use crate::target::{is_local, Patience};
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use std::fmt::Display;
+use std::time::Duration;
 
 /// What can go wrong in the toolkit, phrased for the person running the script.
 #[derive(Debug, thiserror::Error)]
@@ -23,17 +26,32 @@ pub enum Error {
         /// Where it is.
         target: String,
     },
-    /// Nothing answered at the endpoint.
-    #[error("cannot reach {service} at {target} ({cause}){hint}")]
+    /// Nothing answered at the endpoint, or it did not answer in time.
+    #[error("{}", unreachable_text(.service, .op, .target, .cause, .hint, *.waited))]
     Unreachable {
         /// DynamoDB, Cognito, ...
         service: &'static str,
+        /// The operation that got no answer.
+        op: &'static str,
         /// Endpoint or "AWS".
         target: String,
         /// The lowest-level cause.
         cause: String,
         /// What to do about it, with a leading separator.
         hint: String,
+        /// Set when the server took the connection and then did not answer within this long.
+        waited: Option<Duration>,
+    },
+    /// The SDK's credential chain found nothing (prod, or an endpoint with a named profile).
+    #[error(
+        "no AWS credentials found for {service} at {target}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+         or a profile with AWS_PROFILE or --profile (aws configure; aws sso login); without prod the scripts use DynamoDB Local and need none"
+    )]
+    NoCredentials {
+        /// Service name.
+        service: &'static str,
+        /// Where the request would have gone.
+        target: String,
     },
     /// Throttled for longer than we are willing to wait.
     #[error("{service} kept throttling {op} for {secs} s; {done} items were written before giving up. Re-run to resume (the seed is idempotent), or lower --concurrency")]
@@ -106,17 +124,32 @@ impl Error {
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug + 'static,
     {
+        if has_source::<CredentialsError>(&err) {
+            return Error::NoCredentials { service: ctx.service, target: ctx.target.to_string() };
+        }
+        let waited = match &err {
+            SdkError::TimeoutError(_) => Some(Patience::of(ctx.target).operation),
+            _ => None,
+        };
         match &err {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                let local = ctx.target.starts_with("http://localhost") || ctx.target.starts_with("http://127.");
-                let hint = if local && ctx.service == "DynamoDB" {
-                    ": start the local stack with ./bin/local/up, or pass prod for AWS".to_string()
-                } else if local {
-                    ": is the emulator running?".to_string()
-                } else {
-                    ": check the endpoint URL, your network and your AWS region".to_string()
+                let local = is_local(ctx.target);
+                let hint = match (local, ctx.service == "DynamoDB", waited.is_some()) {
+                    (true, true, true) => {
+                        ": something there accepts connections but does not answer; ./bin/local/status tells whether it is DynamoDB Local, ./bin/local/reset restarts it"
+                    }
+                    (true, true, false) => ": start the local stack with ./bin/local/up, or pass prod for AWS",
+                    (true, false, _) => ": is the emulator running?",
+                    (false, _, _) => ": check the endpoint URL, your network and your AWS region",
                 };
-                Error::Unreachable { service: ctx.service, target: ctx.target.to_string(), cause: root_cause(&err), hint }
+                Error::Unreachable {
+                    service: ctx.service,
+                    op: ctx.op,
+                    target: ctx.target.to_string(),
+                    cause: root_cause(&err),
+                    hint: hint.to_string(),
+                    waited,
+                }
             }
             _ => {
                 let code = err.code().unwrap_or("Unknown").to_string();
@@ -159,6 +192,25 @@ pub fn is_transient_code(code: &str) -> bool {
             | "TransactionInProgressException"
             | "Unknown"
     )
+}
+
+fn unreachable_text(service: &str, op: &str, target: &str, cause: &str, hint: &str, waited: Option<Duration>) -> String {
+    match waited {
+        Some(d) => format!("{service} at {target} did not answer within {} s ({op}){hint}", d.as_secs()),
+        None => format!("cannot reach {service} at {target} ({cause}){hint}"),
+    }
+}
+
+/// True when an error of type `T` is somewhere in `err`'s chain of sources.
+fn has_source<T: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.is::<T>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// The innermost message of an error chain: "Connection refused" rather than "dispatch failure".

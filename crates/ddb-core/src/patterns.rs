@@ -31,7 +31,8 @@ pub const DEFAULT_LIMIT: i32 = 20;
 pub struct Page {
     /// Rows per page (1..=1000).
     pub limit: i32,
-    /// Only rows older than this cursor (a sort key from [`Listing::cursor`]).
+    /// Only rows older than this instant: a cursor from [`Listing::cursor`], or any RFC 3339
+    /// time (`Z`, `+00:00` or another offset all mean the same instant).
     pub before: Option<String>,
 }
 
@@ -44,13 +45,29 @@ impl Default for Page {
 impl Page {
     /// Checks the limit and the cursor (a timestamp as the table stores them).
     pub fn validate(&self) -> Result<()> {
+        self.sort_key().map(drop)
+    }
+
+    /// The cursor as the table's sort keys spell instants ([`format_ts`]): sort keys compare as
+    /// text, so `2026-01-01T10:00:00Z` or `...T11:00:00+01:00` must become
+    /// `2026-01-01T10:00:00.000000+00:00` before `sk < cursor` means "older than". An instant
+    /// finer than the table's microseconds is rounded up: `sk < cursor` then still takes every
+    /// row before it. Also checks the limit.
+    pub fn sort_key(&self) -> Result<Option<String>> {
         if !(1..=1000).contains(&self.limit) {
             return Err(input(format!("the page size must be between 1 and 1000, not {}", self.limit)));
         }
-        if let Some(c) = &self.before {
-            parse_ts(c).map_err(|e| input(format!("cursor {c:?} is not a timestamp of the table ({e}); use a cursor that a listing printed")))?;
-        }
-        Ok(())
+        let Some(c) = &self.before else {
+            return Ok(None);
+        };
+        let bad = |why: String| input(format!("cursor {c:?} is not a timestamp of the table ({why}); use a cursor that a listing printed"));
+        let t = parse_ts(c).map_err(|e| bad(e.to_string()))?;
+        let sub_us = t.nanosecond() % 1000;
+        let t = t
+            .checked_add(time::Duration::nanoseconds(if sub_us == 0 { 0 } else { 1000 - i64::from(sub_us) }))
+            .and_then(|t| t.checked_to_offset(time::UtcOffset::UTC))
+            .ok_or_else(|| bad("out of range".into()))?;
+        Ok(Some(format_ts(t)))
     }
 }
 
@@ -96,7 +113,7 @@ pub struct Listing<T> {
 }
 
 async fn query_newest(ddb: &Ddb, pk: String, page: &Page) -> Result<QueryOutput> {
-    page.validate()?;
+    let before = page.sort_key()?;
     let mut q = ddb
         .client
         .query()
@@ -105,10 +122,8 @@ async fn query_newest(ddb: &Ddb, pk: String, page: &Page) -> Result<QueryOutput>
         .scan_index_forward(false)
         .limit(page.limit)
         .return_consumed_capacity(ReturnConsumedCapacity::Total);
-    q = match &page.before {
-        Some(before) => {
-            q.key_condition_expression("pk = :pk AND sk < :before").expression_attribute_values(":before", AttributeValue::S(before.clone()))
-        }
+    q = match before {
+        Some(before) => q.key_condition_expression("pk = :pk AND sk < :before").expression_attribute_values(":before", AttributeValue::S(before)),
         None => q.key_condition_expression("pk = :pk"),
     };
     q.send().await.map_err(|e| Error::from_sdk(e, &ddb.ctx("Query")))

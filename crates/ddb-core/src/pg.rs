@@ -3,9 +3,12 @@
 
 use crate::error::{root_cause, Error, Result};
 use std::collections::HashMap;
+use std::fmt::Display;
+use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::{Client, Config, Row};
 use uuid::Uuid;
 
 /// The course's variable for the database URL.
@@ -54,35 +57,76 @@ pub fn redact(url: &str) -> String {
         .join(" ")
 }
 
+mod tls;
+
+/// How long connecting may take, the TLS handshake and authentication included: a server that
+/// takes the connection and never answers must not hold a script.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one statement of the toolkit may take: they touch a few rows, or create a database.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn pg_error(url: &str, e: tokio_postgres::Error) -> Error {
+    let cause = root_cause(&e);
     let message = if let Some(db) = e.as_db_error() {
         match db.code().code() {
             "3D000" => format!("{}: run ./bin/local/up to create it, or set CONNECTION_URL", db.message()),
             "28P01" | "28000" => format!("{}: check the user and password in CONNECTION_URL", db.message()),
             _ => db.message().to_string(),
         }
+    } else if let Some(tls) = tls_problem(&cause) {
+        tls
     } else if e.is_closed() || e.to_string().contains("connect") || e.to_string().contains("timed out") {
         format!(
-            "cannot connect ({}): start Postgres (./bin/local/up uses the machine's server; `docker compose up -d db` starts one in Docker) or set CONNECTION_URL",
-            root_cause(&e)
+            "cannot connect ({cause}): start Postgres (./bin/local/up uses the machine's server; `docker compose up -d db` starts one in Docker) or set CONNECTION_URL"
         )
     } else {
-        root_cause(&e)
+        cause
     };
     Error::Postgres { url: redact(url), message }
 }
 
-fn parse(url: &str) -> Result<Config> {
-    let mut cfg = Config::from_str(url).map_err(|e| Error::Postgres {
-        url: redact(url),
-        message: format!("not a valid connection URL ({}); expected postgresql://user[:password]@host:port/database", root_cause(&e)),
-    })?;
-    cfg.connect_timeout(Duration::from_secs(5));
-    Ok(cfg)
+/// What to do about a failed TLS handshake, phrased from rustls's and tokio-postgres's causes.
+fn tls_problem(cause: &str) -> Option<String> {
+    if cause.contains("server does not support TLS") {
+        Some("the server does not accept TLS, which sslmode asks for: use sslmode=prefer or disable, or turn ssl on in the server".into())
+    } else if cause.contains("NotValidForName") {
+        Some(format!(
+            "the server's certificate is not for this host name ({cause}): connect by a name that its certificate lists, or use sslmode=verify-ca"
+        ))
+    } else if cause.contains("invalid peer certificate") {
+        Some(format!(
+            "the server's certificate is not trusted ({cause}): name its CA with sslrootcert=/path/to/ca.pem in CONNECTION_URL (RDS: the region's certificate bundle), or use sslmode=require to encrypt without checking it"
+        ))
+    } else {
+        None
+    }
 }
 
-async fn connect_cfg(url: &str, cfg: &Config) -> Result<Client> {
-    let (client, conn) = cfg.connect(NoTls).await.map_err(|e| pg_error(url, e))?;
+fn parse(url: &str) -> Result<(Config, tls::MakeRustls)> {
+    let invalid = |why: String| Error::Postgres {
+        url: redact(url),
+        message: format!("not a valid connection URL ({why}); expected postgresql://user[:password]@host:port/database"),
+    };
+    let (rest, settings) = tls::split(url).map_err(invalid)?;
+    let mut cfg = Config::from_str(&rest).map_err(|e| invalid(root_cause(&e)))?;
+    cfg.connect_timeout(CONNECT_TIMEOUT).ssl_mode(settings.ssl_mode());
+    let connector = tls::connector(&settings).map_err(|why| Error::Postgres { url: redact(url), message: format!("cannot set up TLS: {why}") })?;
+    Ok((cfg, connector))
+}
+
+async fn connect_cfg(url: &str, cfg: &Config, tls: tls::MakeRustls) -> Result<Client> {
+    // tokio-postgres's own connect_timeout covers only the TCP connection; a server that takes
+    // it and then says nothing would hold the handshake forever.
+    let connecting = tokio::time::timeout(CONNECT_TIMEOUT, cfg.connect(tls)).await.map_err(|_| Error::Postgres {
+        url: redact(url),
+        message: format!(
+            "did not answer within {} s: is that a Postgres server, and is it running? (pg_isready -h {} -p {} tells)",
+            CONNECT_TIMEOUT.as_secs(),
+            host(cfg),
+            cfg.get_ports().first().copied().unwrap_or(5432)
+        ),
+    })?;
+    let (client, conn) = connecting.map_err(|e| pg_error(url, e))?;
     tokio::spawn(async move {
         // Errors surface on the client's next call; nothing to do here.
         let _ = conn.await;
@@ -90,9 +134,33 @@ async fn connect_cfg(url: &str, cfg: &Config) -> Result<Client> {
     Ok(client)
 }
 
+fn host(cfg: &Config) -> String {
+    match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    }
+}
+
+/// Runs one statement with [`QUERY_TIMEOUT`], mapping its error.
+pub async fn bounded<T>(url: &str, what: &str, query: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T> {
+    match tokio::time::timeout(QUERY_TIMEOUT, query).await {
+        Ok(result) => result.map_err(|e| pg_error(url, e)),
+        Err(_) => Err(Error::Postgres {
+            url: redact(url),
+            message: format!(
+                "{what} did not finish within {} s: the server is busy or holds a lock (pg_stat_activity shows who)",
+                QUERY_TIMEOUT.as_secs()
+            ),
+        }),
+    }
+}
+
 /// Connects to the database at `url`.
 pub async fn connect(url: &str) -> Result<Client> {
-    connect_cfg(url, &parse(url)?).await
+    let (cfg, tls) = parse(url)?;
+    connect_cfg(url, &cfg, tls).await
 }
 
 /// Wraps a Postgres error with the (redacted) URL.
@@ -102,10 +170,10 @@ pub fn error(url: &str, e: tokio_postgres::Error) -> Error {
 
 /// Connects to the server's `postgres` database: where databases are created and dropped.
 async fn connect_maintenance(url: &str) -> Result<(Client, String)> {
-    let mut cfg = parse(url)?;
+    let (mut cfg, tls) = parse(url)?;
     let name = cfg.get_dbname().map(str::to_string).or_else(|| cfg.get_user().map(str::to_string)).unwrap_or_else(|| "postgres".into());
     cfg.dbname("postgres");
-    Ok((connect_cfg(url, &cfg).await?, name))
+    Ok((connect_cfg(url, &cfg, tls).await?, name))
 }
 
 fn quote_ident(name: &str) -> String {
@@ -115,9 +183,9 @@ fn quote_ident(name: &str) -> String {
 /// Creates the database named in `url` if it is missing; true when it was created.
 pub async fn ensure_database(url: &str) -> Result<bool> {
     let (admin, name) = connect_maintenance(url).await?;
-    let exists = admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await.map_err(|e| pg_error(url, e))?.is_some();
+    let exists = bounded(url, "looking up the database", admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])).await?.is_some();
     if !exists {
-        admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name))).await.map_err(|e| pg_error(url, e))?;
+        bounded(url, "CREATE DATABASE", admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))).await?;
     }
     Ok(!exists)
 }
@@ -125,35 +193,62 @@ pub async fn ensure_database(url: &str) -> Result<bool> {
 /// Drops the database named in `url` (tests use it to clean up after themselves).
 pub async fn drop_database(url: &str) -> Result<()> {
     let (admin, name) = connect_maintenance(url).await?;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name))).await.map_err(|e| pg_error(url, e))
+    bounded(url, "DROP DATABASE", admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))).await
 }
 
 /// Creates the `users` table where it is missing and adds the seed users whose handles are not
 /// there yet. A re-run changes nothing.
 pub async fn setup(client: &Client, url: &str) -> Result<()> {
-    client.batch_execute(SCHEMA).await.map_err(|e| pg_error(url, e))?;
-    client.batch_execute(SEED_USERS).await.map_err(|e| pg_error(url, e))
+    bounded(url, "creating the users table", client.batch_execute(SCHEMA)).await?;
+    bounded(url, "adding the seed users", client.batch_execute(SEED_USERS)).await
 }
 
 /// How many rows `users` has (fails when the table is missing).
 pub async fn count_users(client: &Client, url: &str) -> Result<i64> {
-    let row = client.query_one("SELECT count(*) FROM public.users", &[]).await.map_err(|e| pg_error(url, e))?;
-    Ok(row.get(0))
+    let row = bounded(url, "counting users", client.query_one("SELECT count(*) FROM public.users", &[])).await?;
+    row.try_get(0).map_err(|e| pg_error(url, e))
 }
 
 /// The users with these handles, by handle. Handles not in the table are simply absent.
+///
+/// The table is the app's, not ours: a column of another type or a NULL is reported by name,
+/// never a panic. `handle::text` lets the statement run whatever the column's type, so that
+/// the check below can name it.
 pub async fn users_by_handle(client: &Client, url: &str, handles: &[String]) -> Result<HashMap<String, User>> {
-    let rows = client
-        .query("SELECT uuid, display_name, handle FROM public.users WHERE handle = ANY($1)", &[&handles])
-        .await
-        .map_err(|e| pg_error(url, e))?;
-    Ok(rows
-        .into_iter()
+    let sql = "SELECT uuid, display_name, handle FROM public.users WHERE handle::text = ANY($1)";
+    let stmt = bounded(url, "reading users", client.prepare(sql)).await?;
+    for (col, want) in stmt.columns().iter().zip([Type::UUID, Type::TEXT, Type::TEXT]) {
+        let ok = col.type_() == &want || (want == Type::TEXT && col.type_() == &Type::VARCHAR);
+        if !ok {
+            return Err(schema_error(url, col.name(), &format!("has type {}", col.type_()), &want));
+        }
+    }
+    let rows = bounded(url, "reading users", client.query(&stmt, &[&handles])).await?;
+    rows.iter()
         .map(|r| {
-            let u = User { uuid: r.get(0), display_name: r.get(1), handle: r.get(2) };
-            (u.handle.clone(), u)
+            let handle: String = column(r, url, 2, "text", "")?;
+            let of = format!(" for handle {handle}");
+            let u = User { uuid: column(r, url, 0, "uuid", &of)?, display_name: column(r, url, 1, "text", &of)?, handle };
+            Ok((u.handle.clone(), u))
         })
-        .collect())
+        .collect()
+}
+
+/// Column `idx` of `row`, or an error that names it: NULL, or a value of another type.
+fn column<'a, T: FromSql<'a>>(row: &'a Row, url: &str, idx: usize, want: &str, of: &str) -> Result<T> {
+    let col = &row.columns()[idx];
+    match row.try_get::<_, Option<T>>(idx) {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(schema_error(url, col.name(), &format!("is NULL{of}"), &want)),
+        Err(_) => Err(schema_error(url, col.name(), &format!("has type {}", col.type_()), &want)),
+    }
+}
+
+fn schema_error(url: &str, column: &str, problem: &str, want: &dyn Display) -> Error {
+    Error::Postgres {
+        url: redact(url),
+        message: format!("column users.{column} {problem}, expected {want} NOT NULL as in db/schema.sql: fix the row or the table (./bin/db/setup creates it where it is missing)"),
+    }
 }
 
 #[cfg(test)]

@@ -53,8 +53,8 @@ impl Service {
 /// Command-line flags shared by every script that talks to AWS or an emulator.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct TargetArgs {
-    /// Send requests to this endpoint (default: http://localhost:8000, or AWS with `prod`).
-    /// Overrides AWS_ENDPOINT_URL and the service's own endpoint variable.
+    /// Send requests to this endpoint (default: AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL
+    /// when set, else http://localhost:8000; AWS with `prod`). Overrides those variables.
     #[arg(long, value_name = "URL", global = true)]
     pub endpoint_url: Option<String>,
     /// AWS region (default: the AWS config chain under prod, else AWS_REGION or us-east-1)
@@ -158,6 +158,43 @@ pub fn endpoint_warning(target: &Target) -> Option<String> {
     Some(format!("warning: endpoint {url} is neither local nor AWS; requests go there"))
 }
 
+/// How long a client waits for a server before it gives up, by target.
+///
+/// Without limits the SDK waits for an answer for as long as the socket stays open: a server
+/// that accepts connections and never answers (a hung DynamoDB Local, the wrong program on the
+/// port) held `list-tables` for three minutes and the seed forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    /// Until the TCP connection is up.
+    pub connect: Duration,
+    /// One request with all its retries, from the first byte sent to the last byte of the answer.
+    pub operation: Duration,
+}
+
+impl Patience {
+    /// Loopback endpoints (DynamoDB Local, moto): they answer in milliseconds when they answer
+    /// at all; 10 s leaves room for a DynamoDB Local slowed down by many stream records (SPEC.md).
+    pub const LOCAL: Patience = Patience { connect: Duration::from_secs(2), operation: Duration::from_secs(10) };
+    /// AWS and any other endpoint: generous (adaptive retries may pace a throttled call for
+    /// minutes), but bounded.
+    pub const REMOTE: Patience = Patience { connect: Duration::from_secs(5), operation: Duration::from_secs(300) };
+
+    /// The patience for a target, by its label (an endpoint URL, or "AWS").
+    pub fn of(label: &str) -> Patience {
+        if is_local(label) {
+            Patience::LOCAL
+        } else {
+            Patience::REMOTE
+        }
+    }
+
+    /// The SDK's timeouts for this patience. One attempt may take the whole operation's time:
+    /// cutting attempts shorter would only turn a slow answer into a repeated request.
+    pub fn timeout_config(self) -> TimeoutConfig {
+        TimeoutConfig::builder().connect_timeout(self.connect).operation_attempt_timeout(self.operation).operation_timeout(self.operation).build()
+    }
+}
+
 /// An SDK configuration for `target`, shared by all service clients of one run.
 pub async fn sdk_config(target: &Target, args: &TargetArgs) -> SdkConfig {
     // rustls with ring for HTTPS (AWS itself, SSO, STS): the SDK's default aws-lc needs a C build
@@ -185,21 +222,18 @@ pub async fn sdk_config(target: &Target, args: &TargetArgs) -> SdkConfig {
             if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && args.profile.is_none() {
                 loader = loader.test_credentials();
             }
+            let patience = Patience::of(url);
             loader = loader
-                // Few, quick retries locally: an absent server must be reported within seconds.
+                // Few, quick retries: an absent server must be reported within seconds.
                 .retry_config(RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(50)))
-                .timeout_config(
-                    TimeoutConfig::builder().connect_timeout(Duration::from_secs(2)).operation_attempt_timeout(Duration::from_secs(60)).build(),
-                );
+                .timeout_config(patience.timeout_config());
         }
         Target::Aws => {
             if let Some(region) = &args.region {
                 loader = loader.region(Region::new(region.clone()));
             }
             // Adaptive retries pace the client down when AWS throttles, instead of failing.
-            loader = loader
-                .retry_config(RetryConfig::adaptive().with_max_attempts(10))
-                .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).build());
+            loader = loader.retry_config(RetryConfig::adaptive().with_max_attempts(10)).timeout_config(Patience::REMOTE.timeout_config());
         }
     }
     if let Some(profile) = &args.profile {

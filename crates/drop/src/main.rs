@@ -1,8 +1,10 @@
 //! `bin/ddb/drop TABLE [prod]`: deletes a table and waits until it is gone. Against AWS it asks
 //! first: `--yes`, or the table's name typed at the prompt.
+#![deny(clippy::print_stdout)]
 
 use clap::Parser;
 use ddb_core::cli::{self, DdbArgs};
+use ddb_core::outln;
 use ddb_core::table;
 use ddb_core::target::TargetArgs;
 use std::process::ExitCode;
@@ -29,7 +31,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let Some(name) = args.table.clone() else {
         // The course's words, on stdout as its `echo` did.
-        println!("No TABLE_NAME argument supplied eg ./bin/ddb/drop cruddur-messages prod ");
+        let _ = outln!("No TABLE_NAME argument supplied eg ./bin/ddb/drop cruddur-messages prod ");
         return ExitCode::from(cli::EXIT_FAILURE);
     };
     cli::main(1, async move {
@@ -42,9 +44,9 @@ fn main() -> ExitCode {
             }
         }
         let ddb = DdbArgs { target: args.target, table: name.clone() }.connect(prod).await?;
-        println!("deleting table: {name}");
+        outln!("deleting table: {name}")?;
         table::delete(&ddb, Duration::from_secs(300)).await?;
-        println!("deleted table {name} at {}", ddb.target.label());
+        outln!("deleted table {name} at {}", ddb.target.label())?;
         Ok(())
     })
 }

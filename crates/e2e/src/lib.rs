@@ -337,3 +337,70 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// A TCP server that takes every connection and never reads or answers: what a hung server (or
+/// the wrong program on the port) looks like to a client. Stops when dropped.
+pub struct SilentServer {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SilentServer {
+    /// Listens on a free port and holds every connection open, unanswered.
+    pub fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a silent server");
+        listener.set_nonblocking(true).expect("nonblocking listener");
+        let addr = listener.local_addr().expect("local addr").to_string();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (flag, count) = (stop.clone(), accepted.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        held.push(conn);
+                        count.fetch_add(1, Relaxed);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        SilentServer { addr, stop, accepted }
+    }
+
+    /// How many connections it has taken so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `http://127.0.0.1:PORT`, as an endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Runs `cmd` to its end and returns its output; a run still going after `limit` is killed and
+/// fails the test (a watchdog, not a measurement: the limit is far above any expected time).
+pub fn run_watched(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait");
+            panic!("{cmd:?} still running after {limit:?}; killed. stderr: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("wait")
+}

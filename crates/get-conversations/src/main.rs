@@ -1,5 +1,6 @@
 //! `bin/ddb/patterns/get-conversations [GROUP_UUID] [prod]` (also `get-conversation`, the course
 //! repository's name): pattern A, a conversation's latest messages, printed as the course does.
+#![deny(clippy::print_stdout)]
 
 use clap::Parser;
 use ddb_core::cli::{self, DdbArgs};

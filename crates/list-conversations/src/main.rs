@@ -1,8 +1,10 @@
 //! `bin/ddb/patterns/list-conversations [HANDLE] [prod]`: pattern B, a user's conversations,
 //! newest first; the user's uuid comes from Postgres by handle.
+#![deny(clippy::print_stdout)]
 
 use clap::Parser;
 use ddb_core::cli::{self, DdbArgs, PgArgs};
+use ddb_core::outln;
 use ddb_core::patterns::{self, Page};
 use std::io::Write;
 use std::process::ExitCode;
@@ -60,11 +62,11 @@ fn main() -> ExitCode {
         match args.output {
             Output::Json => cli::print_json(&listing.items)?,
             Output::Course => {
-                println!("my-uuid: {}", me.uuid);
+                outln!("my-uuid: {}", me.uuid)?;
                 cli::print_json(&patterns::response_json(&listing.raw))?;
             }
             Output::Table => {
-                println!("my-uuid: {}", me.uuid);
+                outln!("my-uuid: {}", me.uuid)?;
                 let mut out = std::io::stdout().lock();
                 if !listing.items.is_empty() {
                     writeln!(out, "{:<36}  {:<16}  {:<24}  {:<19}  message", "conversation", "with", "display name", "last message (UTC)")?;

@@ -1,9 +1,12 @@
 //! `bin/ddb/list-tables [prod]`: every table name, all pages, printed like
 //! `aws dynamodb list-tables --query TableNames --output table`.
+#![deny(clippy::print_stdout)]
 
 use clap::{Parser, ValueEnum};
 use ddb_core::cli::{self, DdbArgs};
+use ddb_core::outln;
 use ddb_core::table;
+use ddb_core::target::TargetArgs;
 use std::process::ExitCode;
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -24,8 +27,9 @@ struct Args {
     /// `prod` for real AWS; default: DynamoDB Local
     #[arg(value_name = "prod", value_parser = ["prod"])]
     prod: Option<String>,
+    // No --table: this lists them all.
     #[command(flatten)]
-    ddb: DdbArgs,
+    target: TargetArgs,
     /// Output format
     #[arg(long, value_enum, default_value_t)]
     output: Output,
@@ -49,12 +53,16 @@ fn boxed(title: &str, rows: &[String]) -> String {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::main(1, async move {
-        let ddb = args.ddb.connect(args.prod.is_some()).await?;
+        let ddb = DdbArgs { target: args.target, table: table::TABLE_NAME.to_string() }.connect(args.prod.is_some()).await?;
         let names = table::list(&ddb).await?;
         match args.output {
-            Output::Table => println!("{}", boxed("ListTables", &names)),
-            Output::Json => println!("{}", serde_json::to_string_pretty(&names)?),
-            Output::Text => names.iter().for_each(|n| println!("{n}")),
+            Output::Table => outln!("{}", boxed("ListTables", &names))?,
+            Output::Json => outln!("{}", serde_json::to_string_pretty(&names)?)?,
+            Output::Text => {
+                for n in &names {
+                    outln!("{n}")?;
+                }
+            }
         }
         Ok(())
     })

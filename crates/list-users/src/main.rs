@@ -1,5 +1,6 @@
 //! `bin/cognito/list-users`: every user of the Cognito pool (all pages of ListUsers), printed as
 //! the course does (the users as JSON, then the `{handle: sub}` map), or as a table.
+#![deny(clippy::print_stdout)]
 
 use clap::Parser;
 use ddb_core::cli::{self, resolve_target};
@@ -30,7 +31,7 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = cli::parse_cognito_args();
     cli::main(1, async move {
         let pool = cognito::pool_id(args.user_pool_id.as_deref())?;
         let target = resolve_target(&args.target, Service::Cognito, false)?;

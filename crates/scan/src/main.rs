@@ -1,5 +1,6 @@
 //! `bin/ddb/scan [prod]`: every item of the table, all pages, one JSON object a line. Streams: memory
 //! stays flat whatever the table's size.
+#![deny(clippy::print_stdout)]
 
 use clap::Parser;
 use ddb_core::cli::{self, DdbArgs};

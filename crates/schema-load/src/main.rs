@@ -1,8 +1,10 @@
 //! `bin/ddb/schema-load [prod]`: creates the cruddur-messages table of SPEC.md and waits until it
 //! is ACTIVE. An existing table is left as it is.
+#![deny(clippy::print_stdout)]
 
 use clap::{Parser, ValueEnum};
 use ddb_core::cli::{self, DdbArgs};
+use ddb_core::outln;
 use ddb_core::table::{self, Billing};
 use ddb_core::Error;
 use std::process::ExitCode;
@@ -45,12 +47,10 @@ fn main() -> ExitCode {
         let billing = if args.on_demand { Billing::OnDemand } else { Billing::default() };
         match table::create(&ddb, billing, Duration::from_secs(args.wait)).await {
             Ok(t) => match args.output {
-                Output::Summary => println!("created {}", table::summary(&t)),
-                Output::Json => println!("{:#}", table::description_json(&t)),
+                Output::Summary => outln!("created {}", table::summary(&t))?,
+                Output::Json => outln!("{:#}", table::description_json(&t))?,
             },
-            Err(Error::TableExists { table, target }) => {
-                println!("table {table} already exists at {target}; left as it is")
-            }
+            Err(Error::TableExists { table, target }) => outln!("table {table} already exists at {target}; left as it is")?,
             Err(e) => return Err(e.into()),
         }
         Ok(())

@@ -1,11 +1,14 @@
 //! `bin/ddb/seed [prod]`: the course's conversation between two users of Postgres, written into
 //! the table; validated completely before the first write, idempotent, and fast at any size.
+#![deny(clippy::print_stdout)]
 
 use clap::Parser;
 use ddb_core::cli::{self, DdbArgs, PgArgs};
+use ddb_core::outln;
 use ddb_core::seed::{self, Conversation, SeedPlan, SpeakerMap};
 use ddb_core::write::WriteOptions;
 use ddb_core::{pg, records, table};
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -61,7 +64,6 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let started = Instant::now();
     // 1. Everything that needs no server: the conversation and the speakers.
     let mut speakers = SpeakerMap::parse(seed::COURSE_SPEAKERS, "course-speakers.txt")?;
     for s in &args.speaker {
@@ -96,9 +98,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let ddb = args.ddb.connect(args.prod.is_some()).await?;
     table::describe(&ddb).await?;
 
-    // 4. Write.
+    // 4. Write. The phases are remembered with their start: the last line's rate counts the
+    // writing time only, and an error says how far the run got.
     let bar = cli::progress_bar(plan.total_items(), args.quiet);
+    let phases: RefCell<Vec<(String, u64, Instant)>> = RefCell::new(Vec::new());
     let phase = |name: &str, n: u64| {
+        phases.borrow_mut().push((name.to_string(), n, Instant::now()));
         bar.set_message(name.to_string());
         bar.set_length(n);
         bar.set_position(0);
@@ -114,22 +119,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let result = seed::run(&ddb, &plan, opts, &bar, &phase, &approve).await;
+    let ended = Instant::now();
     if let Some(w) = watch {
         w.abort();
     }
+    // Read before finishing: finishing moves the bar to its end.
+    let done = bar.position();
     bar.finish_and_clear();
-    let written = bar.position();
-    let report = result.map_err(|e| {
-        anyhow::anyhow!(
-            "{e}\nthe seed stopped part-way, after {written} items written or cleared; run it again to finish (it replaces the partial seed)"
-        )
-    })?;
-    let secs = started.elapsed().as_secs_f64();
-    if report.deleted > 0 {
-        println!("replaced the earlier seed ({} items)", report.deleted);
-    }
-    println!(
-        "seeded {} messages in {} conversation(s) between {} and {} into {} at {}: {} items written in {secs:.2} s ({:.0} items/s)",
+    let phases = phases.into_inner();
+    let report = match (result, phases.last()) {
+        (Ok(report), _) => report,
+        (Err(e), None) => return Err(e.into()),
+        (Err(e), Some((name, n, _))) => {
+            anyhow::bail!("{e}; the seed stopped while {name} ({done} of {n} items done); run it again to finish (it replaces the partial seed)")
+        }
+    };
+    let writing_from = phases.iter().rev().find(|(name, ..)| name.starts_with("writing")).or(phases.last()).map_or(ended, |p| p.2);
+    let secs = (ended - writing_from).as_secs_f64();
+    let cleared = match phases.iter().find(|(name, ..)| name.starts_with("clearing")).or(phases.first()) {
+        Some((_, _, from)) if report.deleted > 0 => {
+            format!("; replaced the earlier seed ({} items), cleared in {:.2} s", report.deleted, (writing_from - *from).as_secs_f64())
+        }
+        _ => String::new(),
+    };
+    outln!(
+        "seeded {} messages in {} conversation(s) between {} and {} into {} at {}: {} items written in {secs:.2} s ({:.0} items/s){cleared}",
         plan.messages,
         plan.groups,
         plan.me.handle,
@@ -137,8 +151,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ddb.table,
         ddb.target.label(),
         report.written,
-        report.written as f64 / secs
-    );
+        report.written as f64 / secs.max(1e-6)
+    )?;
     Ok(())
 }
 

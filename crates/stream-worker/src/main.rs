@@ -1,5 +1,6 @@
 //! `bin/ddb/stream-worker [prod]`: pattern E locally. Reads the table's stream and keeps every
 //! conversation's group rows on its newest message, as the messaging-stream Lambda does on AWS.
+#![deny(clippy::print_stdout)]
 
 use clap::Parser;
 use ddb_core::cli::{self, DdbArgs};

@@ -1,9 +1,11 @@
 //! `bin/db/update_cognito_user_ids` (also `bin/cognito/db/update_cognito_user_ids`): copies each
 //! Cognito user's `sub` into `users.cognito_user_id`, matched by handle, for the whole pool in
 //! one transaction.
+#![deny(clippy::print_stdout)]
 
 use clap::Parser;
 use ddb_core::cli::{self, resolve_target, PgArgs};
+use ddb_core::outln;
 use ddb_core::target::{sdk_config, Service, TargetArgs};
 use ddb_core::{cognito, pg};
 use std::process::ExitCode;
@@ -27,9 +29,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = cli::parse_cognito_args();
     cli::main(1, async move {
-        println!("== db-update-cognito-user-ids");
+        outln!("== db-update-cognito-user-ids")?;
         let pool = cognito::pool_id(args.user_pool_id.as_deref())?;
         let url = &args.pg.connection_url;
         // Postgres first: a database that is not there fails before anything is read or changed.
@@ -41,30 +43,30 @@ fn main() -> ExitCode {
         let cognito_secs = started.elapsed().as_secs_f64();
         let (map, skipped) = cognito::handle_map(&users);
         for (handle, sub) in &map {
-            println!("---- {handle} {sub}");
+            outln!("---- {handle} {sub}")?;
         }
         for (name, why) in &skipped {
-            println!("skipped {name}: {why}");
+            outln!("skipped {name}: {why}")?;
         }
         let started = std::time::Instant::now();
         let report = cognito::sync(&mut db, url, &map, args.dry_run).await?;
         let pg_secs = started.elapsed().as_secs_f64();
         let verb = if args.dry_run { "would change" } else { "changed" };
         for (handle, before, after) in &report.changed {
-            println!("{verb} {handle}: {before} -> {after}");
+            outln!("{verb} {handle}: {before} -> {after}")?;
         }
-        println!(
+        outln!(
             "{} row(s) {verb}, {} already up to date, in database {}{} (cognito {cognito_secs:.3} s, postgres {pg_secs:.3} s)",
             report.changed.len(),
             report.unchanged,
             pg::redact(url),
             if args.dry_run { " (dry run: nothing was written)" } else { "" }
-        );
+        )?;
         if !report.unmatched.is_empty() {
-            println!("{} Cognito handle(s) with no row in users: {}", report.unmatched.len(), report.unmatched.join(", "));
+            outln!("{} Cognito handle(s) with no row in users: {}", report.unmatched.len(), report.unmatched.join(", "))?;
         }
         if !report.still_mock.is_empty() {
-            println!("{} row(s) still hold MOCK: {}", report.still_mock.len(), report.still_mock.join(", "));
+            outln!("{} row(s) still hold MOCK: {}", report.still_mock.len(), report.still_mock.join(", "))?;
         }
         Ok(())
     })

@@ -168,3 +168,19 @@ fn cognito_errors_are_clear_and_change_nothing() {
     assert!(stderr(&out).contains("cannot reach Cognito"), "{}", stderr(&out));
     assert_eq!(ids(&db), before);
 }
+
+#[test]
+fn a_closed_stdout_is_a_quiet_success() {
+    let moto = Moto::start();
+    let (id, _) = pool(&moto, 3, 0);
+    let db = TestDb::create();
+    for (name, args) in [("list-users", &[][..]), ("update_cognito_user_ids", &["--dry-run"][..])] {
+        let mut child =
+            cmd(&moto, name, &id).env("CONNECTION_URL", &db.url).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        // The reading end is closed before the script writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked") && !stderr(&out).contains("error"), "{name}: {}", stderr(&out));
+    }
+}

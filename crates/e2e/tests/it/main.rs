@@ -11,6 +11,8 @@
 //! - `integrity`: several writers at once: two seeds, seed vs create-message vs the worker, re-seeds.
 //! - `reliability`: faults through a proxy, killed servers and processes, bad inputs of docs/bad-inputs.md.
 //! - `files`: docker-compose.yml, .gitpod.yml and the bin/ shims stay valid.
+//! - `robust`: silent servers, closed pipes, odd `users` columns, cursors with offsets, prod
+//!   without credentials, Postgres over TLS, the local stack's scripts.
 
 mod cognito;
 mod files;
@@ -18,6 +20,7 @@ mod integrity;
 mod lambda;
 mod patterns;
 mod reliability;
+mod robust;
 mod seed;
 mod stream;
 mod tables;
