@@ -89,7 +89,7 @@ fn pg_error(url: &str, e: tokio_postgres::Error) -> Error {
 fn tls_problem(cause: &str) -> Option<String> {
     if cause.contains("server does not support TLS") {
         Some("the server does not accept TLS, which sslmode asks for: use sslmode=prefer or disable, or turn ssl on in the server".into())
-    } else if cause.contains("NotValidForName") {
+    } else if cause.contains("not valid for name") || cause.contains("NotValidForName") {
         Some(format!(
             "the server's certificate is not for this host name ({cause}): connect by a name that its certificate lists, or use sslmode=verify-ca"
         ))
