@@ -134,7 +134,10 @@ impl Error {
         match &err {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
                 let local = is_local(ctx.target);
+                let cause = root_cause(&err);
                 let hint = match (local, ctx.service == "DynamoDB", waited.is_some()) {
+                    // Nothing was sent: the SDK found no region to sign for.
+                    _ if cause.contains("missing signing region") => ": set AWS_REGION or pass --region (or a region in ~/.aws/config)",
                     (true, true, true) => {
                         ": something there accepts connections but does not answer; ./bin/local/status tells whether it is DynamoDB Local, ./bin/local/reset restarts it"
                     }
@@ -142,14 +145,7 @@ impl Error {
                     (true, false, _) => ": is the emulator running?",
                     (false, _, _) => ": check the endpoint URL, your network and your AWS region",
                 };
-                Error::Unreachable {
-                    service: ctx.service,
-                    op: ctx.op,
-                    target: ctx.target.to_string(),
-                    cause: root_cause(&err),
-                    hint: hint.to_string(),
-                    waited,
-                }
+                Error::Unreachable { service: ctx.service, op: ctx.op, target: ctx.target.to_string(), cause, hint: hint.to_string(), waited }
             }
             _ => {
                 let code = err.code().unwrap_or("Unknown").to_string();
