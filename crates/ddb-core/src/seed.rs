@@ -30,9 +30,11 @@ use crate::lock::Lease;
 use crate::pg::User;
 use crate::records::{format_ts, item_size, key_of, Item, MessageGroupRow, MessageRow, MAX_ITEM_BYTES};
 use crate::table::{GRP_PREFIX, GSI_NAME, GSI_PK, SK};
-use crate::write::{delete, put, write_all, write_stream, WriteOptions};
+use crate::write::{
+    delete, delete_if_exists, put, put_conditioned, transact, write_all, write_stream, TransactError, WriteOptions, MAX_TRANSACT_ACTIONS,
+};
 use crate::Ddb;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use futures::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
 use std::collections::{BTreeMap, BTreeSet};
@@ -398,9 +400,6 @@ async fn reread(ddb: &Ddb, group: Uuid) -> Result<Vec<FoundRow>> {
 /// How often one conversation's rows are re-read and replaced again after a lost race.
 const ATTEMPTS: u32 = 8;
 
-/// Most actions in one TransactWriteItems.
-const MAX_ACTIONS: usize = 100;
-
 /// Replaces the group rows of one conversation: deletes the rows found (each conditioned on
 /// still being there) and puts `new` (each conditioned on its key being free), all in one
 /// transaction, so that a stream worker moving the same rows at the same moment makes the
@@ -424,12 +423,12 @@ async fn replace_conversation(ddb: &Ddb, group: Uuid, mut rows: Vec<FoundRow>, n
         // A new row on the key of a found row overwrites it (one action per item).
         let overwrites: Vec<bool> = new_items.iter().map(|i| rows.iter().any(|r| r.key == key_of(i))).collect();
         let deletes: Vec<&FoundRow> = rows.iter().filter(|r| !new_items.iter().any(|i| key_of(i) == r.key)).collect();
-        let mut actions: Vec<TransactWriteItem> = deletes.iter().map(|r| conditioned_delete(ddb, r.key.clone())).collect();
-        actions.extend(new_items.iter().zip(&overwrites).map(|(i, over)| conditioned_put(ddb, i.clone(), *over)));
+        let mut actions: Vec<TransactWriteItem> = deletes.iter().map(|r| delete_if_exists(ddb, r.key.clone())).collect();
+        actions.extend(new_items.iter().zip(&overwrites).map(|(i, over)| put_conditioned(ddb, i.clone(), *over)));
         match transact_chunks(ddb, actions).await {
             Ok(()) => return Ok((deletes.len() as u64, new_items.len() as u64)),
-            Err(Some(e)) => return Err(e),
-            Err(None) => {}
+            Err(TransactError::Failed(e)) => return Err(e),
+            Err(TransactError::Race) => {}
         }
         tokio::time::sleep(crate::write::backoff(attempt)).await;
         rows = reread(ddb, group).await?;
@@ -439,46 +438,26 @@ async fn replace_conversation(ddb: &Ddb, group: Uuid, mut rows: Vec<FoundRow>, n
     )))
 }
 
-fn conditioned_delete(ddb: &Ddb, key: Item) -> TransactWriteItem {
-    let d = Delete::builder().table_name(&ddb.table).set_key(Some(key)).condition_expression("attribute_exists(pk)").build().expect("table and key set");
-    TransactWriteItem::builder().delete(d).build()
-}
-
-fn conditioned_put(ddb: &Ddb, item: Item, overwrite: bool) -> TransactWriteItem {
-    let cond = if overwrite { "attribute_exists(pk)" } else { "attribute_not_exists(pk)" };
-    let p = Put::builder().table_name(&ddb.table).set_item(Some(item)).condition_expression(cond).build().expect("table and item set");
-    TransactWriteItem::builder().put(p).build()
-}
-
-/// Runs `actions` as transactions of at most 100, deletes first. `Err(None)`: a condition
-/// failed or the service asked to slow down (re-read and retry); `Err(Some(e))`: give up.
-async fn transact_chunks(ddb: &Ddb, actions: Vec<TransactWriteItem>) -> std::result::Result<(), Option<Error>> {
-    for chunk in actions.chunks(MAX_ACTIONS) {
-        let res = ddb.client.transact_write_items().set_transact_items(Some(chunk.to_vec())).send().await;
-        match res {
-            Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => return Err(None),
-            Err(e) => {
-                let err = Error::from_sdk(e, &ddb.ctx("TransactWriteItems"));
-                return Err((!err.is_transient()).then_some(err));
-            }
-        }
+/// Runs `actions` as transactions of at most [`MAX_TRANSACT_ACTIONS`], deletes first.
+async fn transact_chunks(ddb: &Ddb, actions: Vec<TransactWriteItem>) -> std::result::Result<(), TransactError> {
+    for chunk in actions.chunks(MAX_TRANSACT_ACTIONS) {
+        transact(ddb, chunk.to_vec()).await?;
     }
     Ok(())
 }
 
 /// Conversations whose group rows go into one transaction when none of them has rows yet.
-const NEW_CONVERSATIONS_PER_TRANSACTION: usize = MAX_ACTIONS / 2;
+const NEW_CONVERSATIONS_PER_TRANSACTION: usize = MAX_TRANSACT_ACTIONS / 2;
 
 /// Puts the group rows of conversations that had none, many per transaction, each put
 /// conditioned on its key being free; a chunk that loses a race falls back to one conversation
 /// at a time (which re-reads).
 async fn put_new_conversations(ddb: &Ddb, plan: &SeedPlan, ks: &[u64]) -> Result<(u64, u64)> {
-    let actions: Vec<TransactWriteItem> = ks.iter().flat_map(|k| plan.group_rows(*k)).map(|r| conditioned_put(ddb, r.to_item(), false)).collect();
+    let actions: Vec<TransactWriteItem> = ks.iter().flat_map(|k| plan.group_rows(*k)).map(|r| put_conditioned(ddb, r.to_item(), false)).collect();
     match transact_chunks(ddb, actions).await {
         Ok(()) => Ok((0, 2 * ks.len() as u64)),
-        Err(Some(e)) => Err(e),
-        Err(None) => {
+        Err(TransactError::Failed(e)) => Err(e),
+        Err(TransactError::Race) => {
             let mut total = (0, 0);
             for k in ks {
                 let group = group_uuid(*k);
@@ -557,7 +536,8 @@ async fn run_locked(
     replacements.extend(found.into_iter().map(|(g, rows)| (g, rows, None)));
     type Job<'a> = futures::future::BoxFuture<'a, Result<(u64, u64)>>;
     let replace = futures::stream::iter(replacements).map(|(g, rows, new)| -> Job<'_> { Box::pin(replace_conversation(ddb, g, rows, new)) });
-    let create = futures::stream::iter(fresh.chunks(NEW_CONVERSATIONS_PER_TRANSACTION)).map(|ks| -> Job<'_> { Box::pin(put_new_conversations(ddb, plan, ks)) });
+    let create = futures::stream::iter(fresh.chunks(NEW_CONVERSATIONS_PER_TRANSACTION))
+        .map(|ks| -> Job<'_> { Box::pin(put_new_conversations(ddb, plan, ks)) });
     let (deleted, written) = replace
         .chain(create)
         .buffer_unordered(opts.concurrency.max(1))

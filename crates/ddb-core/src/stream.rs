@@ -24,10 +24,11 @@
 
 use crate::error::{Error, Result};
 use crate::patterns::group_rows;
-use crate::records::{format_ts, parse_ts, Item, MessageGroupRow};
+use crate::records::{format_ts, key_of, parse_ts, Item, MessageGroupRow};
 use crate::table::{MSG_PREFIX, PK, SK};
+use crate::write::{delete_if_exists, put_conditioned, transact, TransactError, MAX_TRANSACT_ACTIONS};
 use crate::Ddb;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
@@ -169,7 +170,7 @@ fn plan_for<'a>(rows: &'a [MessageGroupRow], sk: &str) -> Plan<'a> {
     }
     let mut plan = Plan::default();
     for (_, mut mine) in by_owner {
-        mine.sort_by(|a, b| b.last_message_at.cmp(&a.last_message_at));
+        mine.sort_by_key(|r| std::cmp::Reverse(r.last_message_at));
         let keep = mine[0];
         let behind = (format_ts(keep.last_message_at).as_str() < sk).then_some(keep);
         let extra = mine[1..].to_vec();
@@ -194,41 +195,12 @@ async fn follow(ddb: &Ddb, group: Uuid, n: &Newest) -> Result<Followed> {
                 let removed = plan.members.iter().map(|(_, d)| d.len() as u64).sum();
                 return Ok(Followed { moved, removed });
             }
-            Err(Move::Race) => {}
-            Err(Move::Failed(e)) => return Err(e),
+            Err(TransactError::Race) => {}
+            Err(TransactError::Failed(e)) => return Err(e),
         }
         tokio::time::sleep(crate::write::backoff(attempt).min(Duration::from_millis(500))).await;
     }
-    Err(crate::error::Error::Conflict(format!("group rows kept changing under {ATTEMPTS} attempts to move them")))
-}
-
-/// Why a move did not happen.
-enum Move {
-    /// A row was gone or a new key taken (a cancelled transaction), or the service asked us to
-    /// slow down: re-read and try again.
-    Race,
-    /// Anything else (a missing table, bad credentials): give up on this conversation.
-    Failed(Error),
-}
-
-/// TransactWriteItems' limit.
-const MAX_ACTIONS: usize = 100;
-
-fn key_item(row: &MessageGroupRow) -> Item {
-    Item::from([
-        (PK.to_string(), AttributeValue::S(MessageGroupRow::pk_of(row.owner_uuid))),
-        (SK.to_string(), AttributeValue::S(format_ts(row.last_message_at))),
-    ])
-}
-
-fn delete_if_there(ddb: &Ddb, row: &MessageGroupRow) -> TransactWriteItem {
-    let d = Delete::builder()
-        .table_name(&ddb.table)
-        .set_key(Some(key_item(row)))
-        .condition_expression("attribute_exists(pk)")
-        .build()
-        .expect("table and key set");
-    TransactWriteItem::builder().delete(d).build()
+    Err(Error::Conflict(format!("group rows kept changing under {ATTEMPTS} attempts to move them")))
 }
 
 /// Applies `plan`: each move is a delete of the old key if it is still there and a put of the new
@@ -236,40 +208,26 @@ fn delete_if_there(ddb: &Ddb, row: &MessageGroupRow) -> TransactWriteItem {
 /// changes go into one TransactWriteItems (one transaction per conversation, not per row:
 /// DynamoDB Local answers concurrent transactions one after another, and in bench/stream runs
 /// this took the lag's p99 from about 310 to 264 ms); a member's changes are never split.
-async fn apply(ddb: &Ddb, plan: &Plan<'_>, n: &Newest) -> std::result::Result<(), Move> {
+async fn apply(ddb: &Ddb, plan: &Plan<'_>, n: &Newest) -> std::result::Result<(), TransactError> {
     let mut chunks: Vec<Vec<TransactWriteItem>> = vec![Vec::new()];
     for (behind, extra) in &plan.members {
-        let mut actions: Vec<TransactWriteItem> = extra.iter().map(|r| delete_if_there(ddb, r)).collect();
+        let mut actions: Vec<TransactWriteItem> = extra.iter().map(|r| delete_if_exists(ddb, key_of(&r.to_item()))).collect();
         if let Some(row) = behind {
             let mut new_item = row.to_item();
+            actions.push(delete_if_exists(ddb, key_of(&new_item)));
             new_item.insert(SK.into(), AttributeValue::S(n.sk.clone()));
             new_item.insert("message".into(), AttributeValue::S(n.text.clone()));
-            let put = Put::builder()
-                .table_name(&ddb.table)
-                .set_item(Some(new_item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .expect("table and item set");
-            actions.push(delete_if_there(ddb, row));
-            actions.push(TransactWriteItem::builder().put(put).build());
+            actions.push(put_conditioned(ddb, new_item, false));
         }
         let last = chunks.last_mut().expect("one chunk");
-        if !last.is_empty() && last.len() + actions.len() > MAX_ACTIONS {
+        if !last.is_empty() && last.len() + actions.len() > MAX_TRANSACT_ACTIONS {
             chunks.push(actions);
         } else {
             last.extend(actions);
         }
     }
     for chunk in chunks {
-        let res = ddb.client.transact_write_items().set_transact_items(Some(chunk)).send().await;
-        match res {
-            Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => return Err(Move::Race),
-            Err(e) => {
-                let err = Error::from_sdk(e, &ddb.ctx("TransactWriteItems"));
-                return Err(if err.is_transient() { Move::Race } else { Move::Failed(err) });
-            }
-        }
+        transact(ddb, chunk).await?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::Ddb;
-use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{Delete, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest};
 use futures::TryStreamExt;
 use indicatif::ProgressBar;
 use std::collections::HashMap;
@@ -41,6 +41,46 @@ pub fn put(item: Item) -> WriteRequest {
 /// A delete of the item with primary key `key`.
 pub fn delete(key: Item) -> WriteRequest {
     WriteRequest::builder().delete_request(DeleteRequest::builder().set_key(Some(key)).build().expect("key set")).build()
+}
+
+/// TransactWriteItems' limit on actions.
+pub const MAX_TRANSACT_ACTIONS: usize = 100;
+
+/// A transaction action: delete the item with key `key` if it is still there.
+pub fn delete_if_exists(ddb: &Ddb, key: Item) -> TransactWriteItem {
+    let d =
+        Delete::builder().table_name(&ddb.table).set_key(Some(key)).condition_expression("attribute_exists(pk)").build().expect("table and key set");
+    TransactWriteItem::builder().delete(d).build()
+}
+
+/// A transaction action: put `item` if its key is free, or (`overwrite`) only over an existing
+/// item with that key.
+pub fn put_conditioned(ddb: &Ddb, item: Item, overwrite: bool) -> TransactWriteItem {
+    let cond = if overwrite { "attribute_exists(pk)" } else { "attribute_not_exists(pk)" };
+    let p = Put::builder().table_name(&ddb.table).set_item(Some(item)).condition_expression(cond).build().expect("table and item set");
+    TransactWriteItem::builder().put(p).build()
+}
+
+/// Why a transaction did not go through.
+#[derive(Debug)]
+pub enum TransactError {
+    /// A condition failed (another writer got there first) or the service asked to slow down:
+    /// re-read and try again.
+    Race,
+    /// Anything else (a missing table, bad credentials): give up.
+    Failed(Error),
+}
+
+/// Runs `actions` (at most [`MAX_TRANSACT_ACTIONS`]) as one TransactWriteItems.
+pub async fn transact(ddb: &Ddb, actions: Vec<TransactWriteItem>) -> std::result::Result<(), TransactError> {
+    match ddb.client.transact_write_items().set_transact_items(Some(actions)).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Err(TransactError::Race),
+        Err(e) => {
+            let err = Error::from_sdk(e, &ddb.ctx("TransactWriteItems"));
+            Err(if err.is_transient() { TransactError::Race } else { TransactError::Failed(err) })
+        }
+    }
 }
 
 /// Pause before retry number `attempt` (0-based): exponential, capped, with full jitter so that
