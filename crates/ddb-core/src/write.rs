@@ -1,6 +1,7 @@
 //! Bulk writes: BatchWriteItem, 25 requests a call, several calls in flight, every
 //! UnprocessedItems retried with backoff and jitter until it is written or we give up with an
-//! error that says how far we got.
+//! error that says how far we got. And the conditioned TransactWriteItems actions that the seed
+//! and pattern E build their all-or-nothing group-row changes from.
 
 use crate::error::{Error, Result};
 use crate::Ddb;
