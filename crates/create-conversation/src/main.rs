@@ -3,8 +3,8 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_core::cli::{self, DdbArgs, PgArgs};
-use ddb_core::outln;
+use ddb_cli::{self as cli, DdbArgs, PgArgs, Prod};
+use ddb_cli::outln;
 use ddb_core::patterns;
 use std::process::ExitCode;
 
@@ -20,9 +20,8 @@ struct Args {
     other_handle: String,
     /// The first message
     text: String,
-    /// `prod` for real AWS; default: DynamoDB Local
-    #[arg(value_name = "prod", value_parser = ["prod"])]
-    prod: Option<String>,
+    #[command(flatten)]
+    prod: Prod,
     #[command(flatten)]
     ddb: DdbArgs,
     #[command(flatten)]
@@ -32,7 +31,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::main(1, async move {
-        let ddb = args.ddb.connect(args.prod.is_some()).await?;
+        let ddb = args.ddb.connect(args.prod.is_set()).await?;
         let users = args.pg.users(&[&args.handle, &args.other_handle]).await?;
         let new = patterns::create_message_group(&ddb, &users[0], &users[1], &args.text).await?;
         outln!("{}", new.uuid)?;

@@ -3,8 +3,8 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_core::cli::{self, DdbArgs, PgArgs};
-use ddb_core::outln;
+use ddb_cli::{self as cli, DdbArgs, PgArgs, Prod};
+use ddb_cli::outln;
 use ddb_core::patterns;
 use std::process::ExitCode;
 
@@ -21,9 +21,8 @@ struct Args {
     handle: String,
     /// The message; `-` reads it from stdin
     text: String,
-    /// `prod` for real AWS; default: DynamoDB Local
-    #[arg(value_name = "prod", value_parser = ["prod"])]
-    prod: Option<String>,
+    #[command(flatten)]
+    prod: Prod,
     #[command(flatten)]
     ddb: DdbArgs,
     #[command(flatten)]
@@ -37,20 +36,8 @@ fn main() -> ExitCode {
     let args = Args::parse();
     cli::main(1, async move {
         let group = cli::parse_uuid("GROUP_UUID", &args.group)?;
-        let ddb = args.ddb.connect(args.prod.is_some()).await?;
+        let ddb = args.ddb.connect(args.prod.is_set()).await?;
         let sender = args.pg.users(&[&args.handle]).await?.remove(0);
-        let members = patterns::group_rows(&ddb, group).await?;
-        if members.is_empty() {
-            anyhow::bail!(
-                "no conversation {group} in table {} at {}; start one with ./bin/ddb/patterns/create-conversation",
-                ddb.table,
-                ddb.target.label()
-            );
-        }
-        if !members.iter().any(|r| r.owner_uuid == sender.uuid) {
-            let names: Vec<&str> = members.iter().map(|r| r.user_handle.as_str()).collect();
-            anyhow::bail!("{} is not a member of conversation {group} (its members: {})", sender.handle, names.join(", "));
-        }
         let text = if args.text == "-" {
             let mut t = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map_err(|e| anyhow::anyhow!("cannot read the message from stdin: {e}"))?;

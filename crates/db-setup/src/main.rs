@@ -3,8 +3,9 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_core::outln;
-use ddb_core::{cli, pg};
+use ddb_cli::outln;
+use ddb_cli as cli;
+use ddb_core::pg;
 use std::process::ExitCode;
 
 /// Create the Postgres database, the course's users table and the seed users (yaya2devops,

@@ -77,12 +77,48 @@ pub enum Error {
         /// Error message.
         message: String,
     },
-    /// Bad input from the user: a flag, a file, a name.
+    /// Bad input from the user: a flag, a file's content, a name.
     #[error("{0}")]
     Input(String),
+    /// Something the input names is not there: a user, a conversation.
+    #[error("{0}")]
+    NotFound(String),
     /// Another writer holds what this run needs (the seed lock), or kept changing it.
     #[error("{0}")]
     Conflict(String),
+    /// A wait with a limit ran out: a table that did not become ACTIVE, or was not deleted.
+    #[error("{what} within {} s{}", .waited.as_secs(), cause_text(.cause))]
+    Timeout {
+        /// What did not happen, as a phrase ("table x did not become ACTIVE").
+        what: String,
+        /// How long we waited.
+        waited: Duration,
+        /// What the waiter said, if anything.
+        cause: Option<String>,
+    },
+    /// A file could not be read or written.
+    #[error("{what}: {source}")]
+    Io {
+        /// What we were doing, with the file's name.
+        what: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A server answered in a way that its API does not allow.
+    #[error("{0}")]
+    Protocol(String),
+    /// A long run failed part of the way; running it again finishes it.
+    #[error("{source}; the seed stopped while {phase} ({done} of {total} items done); run it again to finish (it replaces the partial seed)")]
+    Stopped {
+        /// Why it stopped.
+        source: Box<Error>,
+        /// The phase it was in.
+        phase: String,
+        /// Items done in that phase.
+        done: u64,
+        /// Items of that phase.
+        total: u64,
+    },
     /// Postgres could not be reached or refused a statement.
     #[error("postgres ({url}): {message}")]
     Postgres {
@@ -99,6 +135,37 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
+}
+
+/// The kinds of [`Error`], for callers that decide by kind (exit codes, retries, tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Bad input: a flag, a file's content, a name.
+    Input,
+    /// Something named is not there (a table, a user, a conversation).
+    NotFound,
+    /// Already there (a table).
+    Exists,
+    /// Another writer got in the way.
+    Conflict,
+    /// A bounded wait ran out.
+    Timeout,
+    /// Nothing answered, or not in time.
+    Unreachable,
+    /// No credentials for AWS.
+    Credentials,
+    /// Throttled for longer than we wait.
+    Throttled,
+    /// A service refused the request.
+    Service,
+    /// Postgres refused or was not there.
+    Postgres,
+    /// A file could not be read or written.
+    Io,
+    /// A server broke its API's rules.
+    Protocol,
+    /// A row of the table has the wrong shape.
+    Data,
 }
 
 /// Result with the library's error.
@@ -165,6 +232,31 @@ impl Error {
         }
     }
 
+    /// What kind of error this is (of a [`Error::Stopped`]: its cause's).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::TableMissing { .. } | Error::NotFound(_) => ErrorKind::NotFound,
+            Error::TableExists { .. } => ErrorKind::Exists,
+            Error::Unreachable { .. } => ErrorKind::Unreachable,
+            Error::NoCredentials { .. } => ErrorKind::Credentials,
+            Error::GaveUp { .. } => ErrorKind::Throttled,
+            Error::Service { .. } => ErrorKind::Service,
+            Error::Input(_) => ErrorKind::Input,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Protocol(_) => ErrorKind::Protocol,
+            Error::Postgres { .. } => ErrorKind::Postgres,
+            Error::BadItem { .. } => ErrorKind::Data,
+            Error::Stopped { source, .. } => source.kind(),
+        }
+    }
+
+    /// An [`Error::Io`]: `what` we were doing, with the file's name.
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { what: what.into(), source }
+    }
+
     /// True for errors worth retrying after a pause (throttling, 5xx, lost connections).
     pub fn is_transient(&self) -> bool {
         match self {
@@ -195,6 +287,10 @@ fn unreachable_text(service: &str, op: &str, target: &str, cause: &str, hint: &s
         Some(d) => format!("{service} at {target} did not answer within {} s ({op}){hint}", d.as_secs()),
         None => format!("cannot reach {service} at {target} ({cause}){hint}"),
     }
+}
+
+fn cause_text(cause: &Option<String>) -> String {
+    cause.as_deref().map_or(String::new(), |c| format!(" ({c})"))
 }
 
 /// True when an error of type `T` is somewhere in `err`'s chain of sources.

@@ -15,20 +15,21 @@
 //! - [`patterns`]: access patterns A-D (list messages, list groups, create message, create group).
 //! - [`stream`]: pattern E, group rows follow the newest message; the local stream worker.
 //! - [`scan`]: the whole table as a stream, plain or parallel.
-//! - [`pg`]: Postgres `users`.
+//! - `pg` (feature `pg`): Postgres `users`.
+//! - [`progress`]: how long work reports phases and items done (the library never prints).
 //! - `cognito` (feature `cognito`): the user pool's users and their sync into Postgres.
-//! - [`cli`]: what the binaries share: runtime, exit codes, progress, confirmation.
 //! - [`error`]: the error type; every message says what to do.
 #![deny(missing_docs)]
 
-pub mod cli;
 #[cfg(feature = "cognito")]
 pub mod cognito;
 pub mod error;
 pub mod item_json;
 pub mod lock;
 pub mod patterns;
+#[cfg(feature = "pg")]
 pub mod pg;
+pub mod progress;
 pub mod records;
 pub mod scan;
 pub mod seed;
@@ -37,11 +38,11 @@ pub mod table;
 pub mod target;
 pub mod write;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 
 use aws_config::SdkConfig;
 use error::CallContext;
-use target::Target;
+use target::{Settings, Target};
 
 /// A DynamoDB client bound to one table at one target: what every table operation takes.
 #[derive(Debug, Clone)]
@@ -66,9 +67,13 @@ impl Ddb {
         Ddb { client: aws_sdk_dynamodb::Client::from_conf(builder.build()), table: table.to_string(), target: target.clone(), label: target.label() }
     }
 
-    /// The same client for another table.
-    pub fn with_table(&self, table: &str) -> Self {
-        Ddb { table: table.to_string(), ..self.clone() }
+    /// Checks the table name and builds the client for `target` (resolved from `settings`, see
+    /// [`Settings::resolve`]), with the SDK configuration for other services' clients at the same
+    /// target (DynamoDB Streams). Nothing is sent yet.
+    pub async fn connect(target: &Target, settings: &Settings, table: &str) -> Result<(Self, SdkConfig)> {
+        table::validate_table_name(table)?;
+        let config = target::sdk_config(target, settings).await;
+        Ok((Ddb::new(&config, target, table), config))
     }
 
     /// Context for errors of operation `op` on the table.

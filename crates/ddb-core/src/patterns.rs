@@ -13,9 +13,8 @@
 //! partition's sort keys are unique, so `sk < cursor` continues exactly where a page stopped.
 
 use crate::error::{input, Error, Result};
-use crate::pg::User;
-use crate::records::{format_ts, item_size, now, parse_ts, Item, MessageGroupRow, MessageRow, MAX_ITEM_BYTES};
-use crate::table::{GSI_NAME, GSI_PK, PK, SK};
+use crate::records::{format_ts, item_size, now, parse_ts, Item, MessageGroupRow, MessageRow, User, MAX_ITEM_BYTES};
+use crate::table::{GSI_NAME, GSI_PK, SK};
 use crate::Ddb;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, TransactWriteItem};
@@ -221,10 +220,28 @@ fn put_new(ddb: &Ddb, item: Item) -> TransactWriteItem {
 /// microsecond before giving up.
 const COLLISION_RETRIES: i64 = 16;
 
-/// C. Writes one message from `sender` into `group` and returns it. Two messages of a
-/// conversation may not share a timestamp (it is their key): a collision moves the new one on by
-/// a microsecond instead of overwriting the other.
+/// C. Writes one message from `sender` into `group` and returns it. The conversation must exist
+/// and `sender` must be one of its members, by the conversation's group rows in the index (which
+/// AWS updates within a moment of a write: a conversation created a few milliseconds earlier may
+/// not be found yet). Two messages of a conversation may not share a
+/// timestamp (it is their key): a collision moves the new one on by a microsecond instead of
+/// overwriting the other.
 pub async fn create_message(ddb: &Ddb, group: Uuid, sender: &User, text: &str) -> Result<MessageRow> {
+    if text.is_empty() {
+        return Err(input("the message is empty; nothing was written"));
+    }
+    let members = group_rows(ddb, group).await?;
+    if members.is_empty() {
+        return Err(Error::NotFound(format!(
+            "no conversation {group} in table {} at {}; start one with ./bin/ddb/patterns/create-conversation",
+            ddb.table,
+            ddb.target.label()
+        )));
+    }
+    if !members.iter().any(|r| r.owner_uuid == sender.uuid) {
+        let names: Vec<&str> = members.iter().map(|r| r.user_handle.as_str()).collect();
+        return Err(input(format!("{} is not a member of conversation {group} (its members: {}); nothing was written", sender.handle, names.join(", "))));
+    }
     let mut row = MessageRow {
         message_group_uuid: group,
         created_at: now(),
@@ -234,9 +251,6 @@ pub async fn create_message(ddb: &Ddb, group: Uuid, sender: &User, text: &str) -
         user_display_name: sender.display_name.clone(),
         user_handle: sender.handle.clone(),
     };
-    if text.is_empty() {
-        return Err(input("the message is empty; nothing was written"));
-    }
     check_size(&row.to_item())?;
     for _ in 0..COLLISION_RETRIES {
         let res =
@@ -249,7 +263,7 @@ pub async fn create_message(ddb: &Ddb, group: Uuid, sender: &User, text: &str) -
             Err(e) => return Err(Error::from_sdk(e, &ddb.ctx("PutItem"))),
         }
     }
-    Err(input(format!("could not find a free timestamp for the message in conversation {group}")))
+    Err(Error::Conflict(format!("could not find a free timestamp for the message in conversation {group}; nothing was written")))
 }
 
 /// What [`create_message_group`] wrote.
@@ -310,7 +324,7 @@ pub async fn create_message_group_at(ddb: &Ddb, uuid: Uuid, me: &User, other: &U
             _ => None,
         });
         match reasons {
-            Some(r) => input(format!("the conversation was not created, nothing was written: the transaction was cancelled ({r})")),
+            Some(r) => Error::Conflict(format!("the conversation was not created, nothing was written: the transaction was cancelled ({r})")),
             None => Error::from_sdk(e, &ddb.ctx("TransactWriteItems")),
         }
     })?;
@@ -363,12 +377,6 @@ pub fn capacity_json(c: &aws_sdk_dynamodb::types::ConsumedCapacity) -> serde_jso
         m.insert("CapacityUnits".into(), u.into());
     }
     serde_json::Value::Object(m)
-}
-
-/// The key `(pk, sk)` of a row, for tests and messages.
-pub fn key(item: &Item) -> (String, String) {
-    let get = |k| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-    (get(PK), get(SK))
 }
 
 #[cfg(test)]

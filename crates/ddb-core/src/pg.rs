@@ -9,7 +9,6 @@ use std::str::FromStr;
 use std::time::Duration;
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{Client, Config, Row};
-use uuid::Uuid;
 
 /// The course's variable for the database URL.
 pub const CONNECTION_ENV: &str = "CONNECTION_URL";
@@ -22,21 +21,7 @@ pub const SCHEMA: &str = include_str!("../../../db/schema.sql");
 /// The course's seed users (yaya2devops, bayko), added only where missing.
 pub const SEED_USERS: &str = include_str!("../../../db/seed.sql");
 
-/// A row of `users`, as the DynamoDB records need it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// `users.uuid`.
-    pub uuid: Uuid,
-    /// `users.display_name`.
-    pub display_name: String,
-    /// `users.handle`.
-    pub handle: String,
-}
-
-/// The database URL from `CONNECTION_URL`, or the default.
-pub fn url_from_env() -> String {
-    std::env::var(CONNECTION_ENV).ok().filter(|u| !u.trim().is_empty()).unwrap_or_else(|| DEFAULT_URL.to_string())
-}
+pub use crate::records::User;
 
 /// The URL with any password replaced by `***`, for messages.
 pub fn redact(url: &str) -> String {
@@ -207,6 +192,15 @@ pub async fn setup(client: &Client, url: &str) -> Result<()> {
 pub async fn count_users(client: &Client, url: &str) -> Result<i64> {
     let row = bounded(url, "counting users", client.query_one("SELECT count(*) FROM public.users", &[])).await?;
     row.try_get(0).map_err(|e| pg_error(url, e))
+}
+
+/// The users with these handles, in this order, from the database at `url`; an error names the
+/// first handle that is not there.
+pub async fn users(url: &str, handles: &[&str]) -> Result<Vec<User>> {
+    let db = connect(url).await?;
+    let wanted: Vec<String> = handles.iter().map(|h| h.to_string()).collect();
+    let found = users_by_handle(&db, url, &wanted).await?;
+    handles.iter().map(|h| found.get(*h).cloned().ok_or_else(|| Error::NotFound(format!("no user with handle {h} in database {}", redact(url))))).collect()
 }
 
 /// The users with these handles, by handle. Handles not in the table are simply absent.

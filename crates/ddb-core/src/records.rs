@@ -33,9 +33,25 @@ pub fn parse_ts(s: &str) -> Result<OffsetDateTime, time::error::Parse> {
 
 /// The current time, truncated to the microseconds that the table keeps.
 pub fn now() -> OffsetDateTime {
-    let t = OffsetDateTime::now_utc();
+    truncate_us(OffsetDateTime::now_utc())
+}
+
+/// `t` truncated to the microseconds that the table keeps.
+pub fn truncate_us(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1000 * 1000).expect("valid nanosecond")
 }
+
+/// A row of `users`, as the DynamoDB records need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// `users.uuid`.
+    pub uuid: Uuid,
+    /// `users.display_name`.
+    pub display_name: String,
+    /// `users.handle`.
+    pub handle: String,
+}
+
 
 /// One message: `pk = MSG#{message_group_uuid}`, `sk = created_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -27,8 +27,8 @@
 
 use crate::error::{input, Error, Result};
 use crate::lock::Lease;
-use crate::pg::User;
-use crate::records::{format_ts, item_size, key_of, Item, MessageGroupRow, MessageRow, MAX_ITEM_BYTES};
+use crate::progress::Progress;
+use crate::records::{format_ts, item_size, key_of, Item, MessageGroupRow, MessageRow, User, MAX_ITEM_BYTES};
 use crate::table::{GRP_PREFIX, GSI_NAME, GSI_PK, SK};
 use crate::write::{
     delete, delete_if_exists, put, put_conditioned, transact, write_all, write_stream, TransactError, WriteOptions, MAX_TRANSACT_ACTIONS,
@@ -36,9 +36,11 @@ use crate::write::{
 use crate::Ddb;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use futures::{StreamExt, TryStreamExt};
-use indicatif::ProgressBar;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::{uuid, Uuid};
 
@@ -287,6 +289,103 @@ pub struct SeedReport {
     pub deleted: u64,
     /// Rows written.
     pub written: u64,
+    /// How long clearing the earlier seed took (zero when there was none).
+    pub clearing: Duration,
+    /// How long writing took (from the first write of this run's rows to the last).
+    pub writing: Duration,
+}
+
+impl SeedReport {
+    /// Rows written per second of writing.
+    pub fn rate(&self) -> f64 {
+        self.written as f64 / self.writing.as_secs_f64().max(1e-6)
+    }
+
+    /// The seed's last line: what was written where, how fast, and what it replaced.
+    pub fn summary(&self, plan: &SeedPlan, ddb: &Ddb) -> String {
+        let cleared = if self.deleted > 0 {
+            format!("; replaced the earlier seed ({} items), cleared in {:.2} s", self.deleted, self.clearing.as_secs_f64())
+        } else {
+            String::new()
+        };
+        format!(
+            "seeded {} messages in {} conversation(s) between {} and {} into {} at {}: {} items written in {:.2} s ({:.0} items/s){cleared}",
+            plan.messages,
+            plan.groups,
+            plan.me.handle,
+            plan.other.handle,
+            ddb.table,
+            ddb.target.label(),
+            self.written,
+            self.writing.as_secs_f64(),
+            self.rate()
+        )
+    }
+}
+
+/// What a seed run is asked for: the command line's choices, before anything is read.
+#[derive(Debug, Clone)]
+pub struct SeedRequest {
+    /// A file of `Speaker: message` lines; `None` for the course's conversation.
+    pub conversation: Option<PathBuf>,
+    /// `NAME=handle` entries that add to or replace the course's speaker map.
+    pub speakers: Vec<String>,
+    /// Messages to write, cycling the conversation (default: its lines, once).
+    pub messages: Option<u64>,
+    /// Conversations to spread them over.
+    pub groups: u64,
+    /// The run's clock (default: now), for reproducible runs.
+    pub now: Option<OffsetDateTime>,
+}
+
+impl Default for SeedRequest {
+    fn default() -> Self {
+        SeedRequest { conversation: None, speakers: Vec::new(), messages: None, groups: 1, now: None }
+    }
+}
+
+impl SeedRequest {
+    /// The conversation with its speakers mapped to handles: everything that needs no server.
+    pub fn conversation(&self) -> Result<Conversation> {
+        let mut speakers = SpeakerMap::parse(COURSE_SPEAKERS, "course-speakers.txt")?;
+        for s in &self.speakers {
+            speakers.add(s)?;
+        }
+        match &self.conversation {
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|e| Error::io(format!("cannot read conversation file {}", path.display()), e))?;
+                Conversation::parse(&bytes, &path.display().to_string(), &speakers)
+            }
+            None => Conversation::parse(COURSE_CONVERSATION.as_bytes(), "course-conversation.txt", &speakers),
+        }
+    }
+
+    /// The plan for these two users (the conversation's participants, in order).
+    pub fn plan_for(&self, conv: &Conversation, me: User, other: User) -> Result<SeedPlan> {
+        SeedPlan::new(conv, me, other, self.messages, self.groups, self.now.map_or_else(crate::records::now, crate::records::truncate_us))
+    }
+
+    /// The whole plan: the conversation, its two users from the `users` table at `pg_url`, and
+    /// every row checked. Nothing is written.
+    #[cfg(feature = "pg")]
+    pub async fn plan(&self, pg_url: &str) -> Result<SeedPlan> {
+        let conv = self.conversation()?;
+        let [me, other] = conv.participants()?;
+        let db = crate::pg::connect(pg_url).await?;
+        let mut users = crate::pg::users_by_handle(&db, pg_url, &[me.clone(), other.clone()]).await?;
+        let mut take = |h: &str| {
+            users.remove(h).ok_or_else(|| {
+                let line = conv.lines.iter().find(|l| l.handle == h).map_or(0, |l| l.lineno);
+                Error::NotFound(format!(
+                    "no user with handle {h} in database {} ({}:{line}); add the user, or map the speaker to another handle with --speaker",
+                    crate::pg::redact(pg_url),
+                    conv.source
+                ))
+            })
+        };
+        let (me, other) = (take(&me)?, take(&other)?);
+        self.plan_for(&conv, me, other)
+    }
 }
 
 /// The seed's lock: one seed at a time per table (see [`crate::lock`]).
@@ -470,30 +569,105 @@ async fn put_new_conversations(ddb: &Ddb, plan: &SeedPlan, ks: &[u64]) -> Result
 }
 
 /// Writes the plan (see the module docs for the order), holding the table's seed lock: a
-/// second seed started meanwhile fails, naming this one. `progress` counts items deleted and
-/// written; `on_phase` is told when each phase starts.
+/// second seed started meanwhile fails, naming this one. `progress` is told of each phase
+/// ("clearing the earlier seed", "writing") and of the items deleted and written, and of a
+/// DynamoDB Local that has become too slow to finish a large seed in reasonable time.
 ///
 /// `approve_replace` is asked before rows of an earlier seed are deleted (with their count); when
-/// it says no, nothing is changed and the run fails (the prod guard).
-pub async fn run(
-    ddb: &Ddb,
-    plan: &SeedPlan,
-    opts: WriteOptions,
-    progress: &ProgressBar,
-    on_phase: &dyn Fn(&str, u64),
-    approve_replace: &dyn Fn(u64) -> bool,
-) -> Result<SeedReport> {
-    SEED_LOCK.hold(ddb, run_locked(ddb, plan, opts, progress, on_phase, approve_replace)).await
+/// it says no, nothing is changed and the run fails (the prod guard). An error after the first
+/// write is an [`Error::Stopped`] that says how far the run got.
+pub async fn run(ddb: &Ddb, plan: &SeedPlan, opts: WriteOptions, progress: &dyn Progress, approve_replace: &dyn Fn(u64) -> bool) -> Result<SeedReport> {
+    let phases = Phases::new(progress);
+    let work = SEED_LOCK.hold(ddb, run_locked(ddb, plan, opts, &phases, approve_replace));
+    let result = if ddb.target.is_local() && plan.total_items() >= SLOW_LOCAL_WATCH_FROM {
+        tokio::select! {
+            r = work => r,
+            never = watch_local_rate(&phases) => match never {},
+        }
+    } else {
+        work.await
+    };
+    phases.finish(result)
 }
 
-async fn run_locked(
-    ddb: &Ddb,
-    plan: &SeedPlan,
-    opts: WriteOptions,
-    progress: &ProgressBar,
-    on_phase: &dyn Fn(&str, u64),
-    approve_replace: &dyn Fn(u64) -> bool,
-) -> Result<SeedReport> {
+/// Seeds of this many items on DynamoDB Local get their rate watched (see [`watch_local_rate`]).
+pub const SLOW_LOCAL_WATCH_FROM: u64 = 20_000;
+
+/// The progress of one run: phases with their start, items done in the current one.
+struct Phases<'a> {
+    outer: &'a dyn Progress,
+    current: Mutex<Option<(String, u64, Instant)>>,
+    /// Items done in the current phase, and in all.
+    in_phase: AtomicU64,
+    in_all: AtomicU64,
+    started: Instant,
+    clearing_from: Mutex<Option<Instant>>,
+    writing_from: Mutex<Option<Instant>>,
+}
+
+impl<'a> Phases<'a> {
+    fn new(outer: &'a dyn Progress) -> Self {
+        let now = Instant::now();
+        Phases { outer, current: Mutex::new(None), in_phase: AtomicU64::new(0), in_all: AtomicU64::new(0), started: now, clearing_from: Mutex::new(None), writing_from: Mutex::new(None) }
+    }
+
+    /// The run's report with its timings, or its error with how far it got.
+    fn finish(&self, result: Result<SeedReport>) -> Result<SeedReport> {
+        let ended = Instant::now();
+        let writing_from = self.writing_from.lock().expect("not poisoned").unwrap_or(self.started);
+        let clearing_from = *self.clearing_from.lock().expect("not poisoned");
+        match (result, self.current.lock().expect("not poisoned").take()) {
+            (Ok(mut report), _) => {
+                report.writing = ended - writing_from;
+                report.clearing = clearing_from.map_or(Duration::ZERO, |c| writing_from - c);
+                Ok(report)
+            }
+            (Err(e), None) => Err(e),
+            (Err(e), Some((phase, total, _))) => Err(Error::Stopped { source: Box::new(e), phase, done: self.in_phase.load(Ordering::Relaxed), total }),
+        }
+    }
+}
+
+impl Progress for Phases<'_> {
+    fn phase(&self, name: &str, total: u64) {
+        let now = Instant::now();
+        let slot = if name.starts_with("clearing") { &self.clearing_from } else { &self.writing_from };
+        slot.lock().expect("not poisoned").get_or_insert(now);
+        *self.current.lock().expect("not poisoned") = Some((name.to_string(), total, now));
+        self.in_phase.store(0, Ordering::Relaxed);
+        self.outer.phase(name, total);
+    }
+    fn inc(&self, n: u64) {
+        self.in_phase.fetch_add(n, Ordering::Relaxed);
+        self.in_all.fetch_add(n, Ordering::Relaxed);
+        self.outer.inc(n);
+    }
+    fn note(&self, text: &str) {
+        self.outer.note(text);
+    }
+}
+
+/// DynamoDB Local slows down for good once it holds many stream records (SPEC.md): says so, and
+/// how to reset it, when the rate collapses. Never ends; the run it watches does.
+async fn watch_local_rate(phases: &Phases<'_>) -> std::convert::Infallible {
+    let done = || phases.in_all.load(Ordering::Relaxed);
+    let mut last = done();
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let now = done();
+        let rate = now.saturating_sub(last) / 10;
+        if now > 0 && rate < 300 {
+            phases.note(&format!(
+                "DynamoDB Local is writing only {rate} items/s; it slows down for good once it holds many stream records. \
+                 ./bin/local/reset restarts it empty (then ./bin/ddb/schema-load and seed again)"
+            ));
+            return std::future::pending().await;
+        }
+        last = now;
+    }
+}
+
+async fn run_locked(ddb: &Ddb, plan: &SeedPlan, opts: WriteOptions, progress: &dyn Progress, approve_replace: &dyn Fn(u64) -> bool) -> Result<SeedReport> {
     let mut found = find_seed_group_rows(ddb, [&plan.me, &plan.other]).await?;
     // Message rows of a seed group exist only while its group rows do (see the module docs), so
     // the groups found above are enough; the first groups of this plan are checked as well, as a
@@ -517,12 +691,12 @@ async fn run_locked(
                 ddb.target.label()
             )));
         }
-        on_phase("clearing the earlier seed", old_messages);
+        progress.phase("clearing the earlier seed", old_messages);
         let keys = futures::stream::iter(groups.iter()).flat_map(|g| keys_of_partition(ddb, MessageRow::pk_of(*g)));
         report.deleted += write_stream(ddb, keys.map_ok(delete), opts, progress).await?;
     }
 
-    on_phase("writing", plan.total_items() + old_group_rows);
+    progress.phase("writing", plan.total_items() + old_group_rows);
     // Conversations with rows (of this plan or earlier ones) are replaced one transaction each;
     // the plan's other conversations get their rows many per transaction.
     let mut replacements: Vec<(Uuid, Vec<FoundRow>, Option<[MessageGroupRow; 2]>)> = Vec::new();

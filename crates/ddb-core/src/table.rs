@@ -123,7 +123,7 @@ pub async fn create(ddb: &Ddb, billing: Billing, max_wait: Duration) -> Result<T
         .table_name(&ddb.table)
         .wait(max_wait)
         .await
-        .map_err(|e| input(format!("table {} was created but did not become ACTIVE within {} s: {e}", ddb.table, max_wait.as_secs())))?;
+        .map_err(|e| Error::Timeout { what: format!("table {} was created but did not become ACTIVE", ddb.table), waited: max_wait, cause: Some(e.to_string()) })?;
     match last.into_result().ok().and_then(|out| out.table) {
         Some(t) => Ok(t),
         None => describe(ddb).await,
@@ -144,7 +144,7 @@ pub async fn delete(ddb: &Ddb, max_wait: Duration) -> Result<()> {
         .table_name(&ddb.table)
         .wait(max_wait)
         .await
-        .map_err(|e| input(format!("table {} is being deleted but was still there after {} s: {e}", ddb.table, max_wait.as_secs())))?;
+        .map_err(|e| Error::Timeout { what: format!("table {} is being deleted but was still there", ddb.table), waited: max_wait, cause: Some(e.to_string()) })?;
     Ok(())
 }
 

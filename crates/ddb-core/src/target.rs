@@ -50,19 +50,57 @@ impl Service {
     }
 }
 
-/// Command-line flags shared by every script that talks to AWS or an emulator.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct TargetArgs {
-    /// Send requests to this endpoint (default: AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL
-    /// when set, else http://localhost:8000; AWS with `prod`). Overrides those variables.
-    #[arg(long, value_name = "URL", global = true)]
+/// What the user asked for: the `prod` word and the target flags. The environment (the SDK's
+/// endpoint and region variables) fills in the rest when [`Settings::resolve`] decides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// The course's `prod` word: real AWS.
+    pub prod: bool,
+    /// `--endpoint-url`: always wins.
     pub endpoint_url: Option<String>,
-    /// AWS region (default: the AWS config chain under prod, else AWS_REGION or us-east-1)
-    #[arg(long, value_name = "REGION", global = true)]
+    /// `--region`.
     pub region: Option<String>,
-    /// Named profile from your AWS config files (used with prod)
-    #[arg(long, value_name = "NAME", global = true)]
+    /// `--profile`: a named profile of the AWS config files.
     pub profile: Option<String>,
+}
+
+/// A resolved target, with what deserves a warning about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// Where requests go.
+    pub target: Target,
+    /// Lines for stderr: a third-party endpoint, an endpoint variable that `prod` lets the SDK use.
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Decides the target of `service` from these settings and the process environment, after
+    /// checking the regions given by flag or variable.
+    pub fn resolve(&self, service: Service) -> Result<Resolved> {
+        self.resolve_in(service, |k| std::env::var(k).ok())
+    }
+
+    /// [`Settings::resolve`] with the environment passed in.
+    pub fn resolve_in(&self, service: Service, env: impl Fn(&str) -> Option<String>) -> Result<Resolved> {
+        if let Some(r) = &self.region {
+            check_region(r, "--region")?;
+        }
+        for var in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
+            if let Some(r) = env(var).filter(|r| !r.is_empty()) {
+                check_region(&r, var)?;
+            }
+        }
+        let target = resolve(service, self.prod, self.endpoint_url.as_deref(), &env)?;
+        let mut warnings: Vec<String> = endpoint_warning(&target).into_iter().collect();
+        if self.prod && self.endpoint_url.is_none() {
+            for var in [service.endpoint_env(), "AWS_ENDPOINT_URL"] {
+                if env(var).is_some_and(|v| !v.is_empty()) {
+                    warnings.push(format!("note: {var} is set; the AWS SDK sends prod requests there"));
+                }
+            }
+        }
+        Ok(Resolved { target, warnings })
+    }
 }
 
 /// Where one service's requests go.
@@ -87,11 +125,30 @@ impl Target {
     pub fn is_aws(&self) -> bool {
         matches!(self, Target::Aws)
     }
+
+    /// True for a loopback endpoint, where the local stack lives (see [`is_local`]).
+    pub fn is_local(&self) -> bool {
+        matches!(self, Target::Endpoint(url) if is_local(url))
+    }
 }
 
 /// Decides the target of `service` from the `prod` word, the `--endpoint-url` flag and the
 /// environment (passed in, so that tests need not touch the process environment).
 pub fn resolve(service: Service, prod: bool, endpoint_flag: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<Target> {
+    let fallback = match service {
+        Service::DynamoDb => Target::Endpoint(LOCAL_ENDPOINT.to_string()),
+        Service::Cognito => Target::Aws,
+    };
+    resolve_or(service, prod, endpoint_flag, env, fallback)
+}
+
+/// The target of a function running in AWS Lambda: AWS, unless the SDK's endpoint variables
+/// name an endpoint (the tests run the function against DynamoDB Local that way).
+pub fn in_lambda(env: impl Fn(&str) -> Option<String>) -> Result<Target> {
+    resolve_or(Service::DynamoDb, false, None, env, Target::Aws)
+}
+
+fn resolve_or(service: Service, prod: bool, endpoint_flag: Option<&str>, env: impl Fn(&str) -> Option<String>, fallback: Target) -> Result<Target> {
     let nonempty = |name: &str| env(name).filter(|v| !v.trim().is_empty());
     if let Some(url) = endpoint_flag {
         return Ok(Target::Endpoint(check_endpoint(url, "--endpoint-url")?));
@@ -104,10 +161,7 @@ pub fn resolve(service: Service, prod: bool, endpoint_flag: Option<&str>, env: i
             return Ok(Target::Endpoint(check_endpoint(&url, var)?));
         }
     }
-    Ok(match service {
-        Service::DynamoDb => Target::Endpoint(LOCAL_ENDPOINT.to_string()),
-        Service::Cognito => Target::Aws,
-    })
+    Ok(fallback)
 }
 
 /// Checks that an endpoint is an http(s) URL with a host; returns it without a trailing slash.
@@ -196,7 +250,7 @@ impl Patience {
 }
 
 /// An SDK configuration for `target`, shared by all service clients of one run.
-pub async fn sdk_config(target: &Target, args: &TargetArgs) -> SdkConfig {
+pub async fn sdk_config(target: &Target, args: &Settings) -> SdkConfig {
     // rustls with ring for HTTPS (AWS itself, SSO, STS): the SDK's default aws-lc needs a C build
     // that was 40 s of a cold build (issue 14). Certificates are read on the first HTTPS request.
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
@@ -312,6 +366,27 @@ mod tests {
         }
         let err = resolve(Service::DynamoDb, false, None, env_of(&[("AWS_ENDPOINT_URL", "nope")])).unwrap_err();
         assert!(err.to_string().contains("AWS_ENDPOINT_URL"), "{err}");
+    }
+
+    #[test]
+    fn settings_check_regions_and_warn() {
+        let bad = Settings { region: Some("us east 1".into()), ..Settings::default() };
+        assert!(bad.resolve_in(Service::DynamoDb, env_of(&[])).unwrap_err().to_string().contains("--region"));
+        let err = Settings::default().resolve_in(Service::DynamoDb, env_of(&[("AWS_REGION", "EU")])).unwrap_err();
+        assert!(err.to_string().contains("AWS_REGION"), "{err}");
+        let prod = Settings { prod: true, ..Settings::default() };
+        let r = prod.resolve_in(Service::DynamoDb, env_of(&[("AWS_ENDPOINT_URL", "http://localhost:9")])).unwrap();
+        assert_eq!(r.target, Target::Aws);
+        assert_eq!(r.warnings, ["note: AWS_ENDPOINT_URL is set; the AWS SDK sends prod requests there"]);
+        let third = Settings { endpoint_url: Some("http://evil.example".into()), ..Settings::default() };
+        assert_eq!(third.resolve_in(Service::DynamoDb, env_of(&[])).unwrap().warnings.len(), 1);
+    }
+
+    #[test]
+    fn lambda_goes_to_aws_unless_an_endpoint_is_set() {
+        assert_eq!(in_lambda(env_of(&[])).unwrap(), Target::Aws);
+        assert_eq!(in_lambda(env_of(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:8001")])).unwrap(), Target::Endpoint("http://127.0.0.1:8001".into()));
+        assert!(Target::Endpoint("http://[::1]:8000".into()).is_local() && !Target::Aws.is_local());
     }
 
     #[test]

@@ -4,10 +4,10 @@
 //! and pattern E build their all-or-nothing group-row changes from.
 
 use crate::error::{Error, Result};
+use crate::progress::{Counter, Progress};
 use crate::Ddb;
 use aws_sdk_dynamodb::types::{Delete, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest};
 use futures::TryStreamExt;
-use indicatif::ProgressBar;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -92,9 +92,9 @@ pub fn backoff(attempt: u32) -> Duration {
 }
 
 /// Writes every request of `requests` to the table; returns how many were written. `progress`
-/// advances by one per item written. Keys must be unique within each run of 25 (DynamoDB
+/// is told of each item written. Keys must be unique within each run of 25 (DynamoDB
 /// refuses a batch with a duplicate key).
-pub async fn write_all(ddb: &Ddb, requests: impl Iterator<Item = WriteRequest>, opts: WriteOptions, progress: &ProgressBar) -> Result<u64> {
+pub async fn write_all(ddb: &Ddb, requests: impl Iterator<Item = WriteRequest>, opts: WriteOptions, progress: &dyn Progress) -> Result<u64> {
     write_stream(ddb, futures::stream::iter(requests.map(Ok)), opts, progress).await
 }
 
@@ -105,19 +105,21 @@ pub async fn write_stream(
     ddb: &Ddb,
     requests: impl futures::Stream<Item = Result<WriteRequest>>,
     opts: WriteOptions,
-    progress: &ProgressBar,
+    progress: &dyn Progress,
 ) -> Result<u64> {
+    let counter = Counter::new(progress);
+    let counter = &counter;
     requests
         .try_chunks(BATCH_SIZE)
         .map_err(|e| e.1)
-        .map_ok(|batch| write_batch(ddb, batch, opts, progress))
+        .map_ok(|batch| write_batch(ddb, batch, opts, counter))
         .try_buffer_unordered(opts.concurrency.max(1))
         .try_fold(0u64, |acc, n| async move { Ok(acc + n) })
         .await
 }
 
 /// One batch until every request of it is written.
-async fn write_batch(ddb: &Ddb, batch: Vec<WriteRequest>, opts: WriteOptions, progress: &ProgressBar) -> Result<u64> {
+async fn write_batch(ddb: &Ddb, batch: Vec<WriteRequest>, opts: WriteOptions, progress: &Counter<&dyn Progress>) -> Result<u64> {
     let total = batch.len() as u64;
     let mut pending = HashMap::from([(ddb.table.clone(), batch)]);
     let mut attempt = 0u32;
@@ -149,7 +151,7 @@ async fn write_batch(ddb: &Ddb, batch: Vec<WriteRequest>, opts: WriteOptions, pr
             }
         }
         if last_progress.elapsed() >= opts.give_up_after {
-            return Err(Error::GaveUp { service: "DynamoDB", op: "BatchWriteItem", secs: opts.give_up_after.as_secs(), done: progress.position() });
+            return Err(Error::GaveUp { service: "DynamoDB", op: "BatchWriteItem", secs: opts.give_up_after.as_secs(), done: progress.done() });
         }
         tokio::time::sleep(backoff(attempt)).await;
         attempt += 1;

@@ -3,10 +3,10 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_core::cli::{self, DdbArgs};
-use ddb_core::outln;
+use ddb_cli::{self as cli, DdbArgs, Prod};
+use ddb_cli::outln;
 use ddb_core::table;
-use ddb_core::target::TargetArgs;
+use ddb_cli::TargetArgs;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -17,9 +17,8 @@ struct Args {
     /// The table to delete
     #[arg(value_name = "TABLE_NAME")]
     table: Option<String>,
-    /// `prod` for real AWS; default: DynamoDB Local
-    #[arg(value_name = "prod", value_parser = ["prod"])]
-    prod: Option<String>,
+    #[command(flatten)]
+    prod: Prod,
     #[command(flatten)]
     target: TargetArgs,
     /// Delete from AWS without asking
@@ -35,7 +34,7 @@ fn main() -> ExitCode {
         return ExitCode::from(cli::EXIT_FAILURE);
     };
     cli::main(1, async move {
-        let prod = args.prod.is_some();
+        let prod = args.prod.is_set();
         table::validate_table_name(&name)?;
         if prod && !args.yes {
             let prompt = format!("This deletes table {name} and all its items from AWS. Type its name to go on: ");

@@ -10,7 +10,7 @@ pub mod fault;
 
 use aws_sdk_dynamodb::Client;
 use ddb_core::records::Item;
-use ddb_core::target::{sdk_config, Target, TargetArgs};
+use ddb_core::target::{sdk_config, Settings, Target};
 use ddb_core::Ddb;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -114,7 +114,7 @@ impl DynamoLocal {
     /// A client for `table` on this server.
     pub fn ddb(&self, table: &str) -> Ddb {
         let target = Target::Endpoint(self.endpoint.clone());
-        let config = block_on(sdk_config(&target, &TargetArgs::default()));
+        let config = block_on(sdk_config(&target, &Settings::default()));
         Ddb::new(&config, &target, table)
     }
 
@@ -326,7 +326,7 @@ impl Moto {
     /// A Cognito client for this server.
     pub fn cognito(&self) -> aws_sdk_cognitoidentityprovider::Client {
         let target = Target::Endpoint(self.endpoint.clone());
-        let config = block_on(sdk_config(&target, &TargetArgs::default()));
+        let config = block_on(sdk_config(&target, &Settings::default()));
         ddb_core::cognito::client(&config, &target)
     }
 }

@@ -3,8 +3,8 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_core::cli::{self, DdbArgs};
-use ddb_core::patterns::{self, Page};
+use ddb_cli::{self as cli, DdbArgs, PageArgs};
+use ddb_core::patterns;
 use ddb_core::seed::COURSE_GROUP;
 use std::process::ExitCode;
 
@@ -24,12 +24,8 @@ struct Args {
     /// course: response, capacity and lines; lines: only the lines; json: only the messages
     #[arg(long, value_enum, default_value_t = Output::Course)]
     output: Output,
-    /// Messages per page
-    #[arg(long, default_value_t = patterns::DEFAULT_LIMIT, value_parser = clap::value_parser!(i32).range(1..=1000))]
-    limit: i32,
-    /// Only messages older than this cursor (printed on stderr when there are more)
-    #[arg(long, value_name = "CURSOR")]
-    before: Option<String>,
+    #[command(flatten)]
+    page: PageArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,8 +44,7 @@ fn main() -> ExitCode {
             [g] => cli::parse_uuid("GROUP_UUID", g)?,
             _ => return Err(cli::usage("expected at most a GROUP_UUID and prod")),
         };
-        let page = Page { limit: args.limit, before: args.before.clone() };
-        page.validate().map_err(|e| cli::usage(e.to_string()))?;
+        let page = args.page.page()?;
         let ddb = args.ddb.connect(prod).await?;
         let listing = patterns::list_messages(&ddb, group, &page).await?;
         match args.output {

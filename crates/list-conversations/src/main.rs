@@ -3,9 +3,9 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_core::cli::{self, DdbArgs, PgArgs};
-use ddb_core::outln;
-use ddb_core::patterns::{self, Page};
+use ddb_cli::{self as cli, DdbArgs, PageArgs, PgArgs};
+use ddb_cli::outln;
+use ddb_core::patterns;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -30,12 +30,8 @@ struct Args {
     /// table: readable columns; json: the list; course: the query's JSON response
     #[arg(long, value_enum, default_value_t = Output::Table)]
     output: Output,
-    /// Conversations per page
-    #[arg(long, default_value_t = patterns::DEFAULT_LIMIT, value_parser = clap::value_parser!(i32).range(1..=1000))]
-    limit: i32,
-    /// Only conversations older than this cursor (printed on stderr when there are more)
-    #[arg(long, value_name = "CURSOR")]
-    before: Option<String>,
+    #[command(flatten)]
+    page: PageArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -54,8 +50,7 @@ fn main() -> ExitCode {
             [h] => h.clone(),
             _ => return Err(cli::usage("expected at most a HANDLE and prod")),
         };
-        let page = Page { limit: args.limit, before: args.before.clone() };
-        page.validate().map_err(|e| cli::usage(e.to_string()))?;
+        let page = args.page.page()?;
         let ddb = args.ddb.connect(prod).await?;
         let me = args.pg.users(&[&handle]).await?.remove(0);
         let listing = patterns::list_message_groups(&ddb, me.uuid, &page).await?;

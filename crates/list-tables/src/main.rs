@@ -3,10 +3,10 @@
 #![deny(clippy::print_stdout)]
 
 use clap::{Parser, ValueEnum};
-use ddb_core::cli::{self, DdbArgs};
-use ddb_core::outln;
+use ddb_cli::{self as cli, DdbArgs, Prod};
+use ddb_cli::outln;
 use ddb_core::table;
-use ddb_core::target::TargetArgs;
+use ddb_cli::TargetArgs;
 use std::process::ExitCode;
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -24,9 +24,8 @@ enum Output {
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// `prod` for real AWS; default: DynamoDB Local
-    #[arg(value_name = "prod", value_parser = ["prod"])]
-    prod: Option<String>,
+    #[command(flatten)]
+    prod: Prod,
     // No --table: this lists them all.
     #[command(flatten)]
     target: TargetArgs,
@@ -53,7 +52,7 @@ fn boxed(title: &str, rows: &[String]) -> String {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::main(1, async move {
-        let ddb = DdbArgs { target: args.target, table: table::TABLE_NAME.to_string() }.connect(args.prod.is_some()).await?;
+        let ddb = DdbArgs { target: args.target, table: table::TABLE_NAME.to_string() }.connect(args.prod.is_set()).await?;
         let names = table::list(&ddb).await?;
         match args.output {
             Output::Table => outln!("{}", boxed("ListTables", &names))?,

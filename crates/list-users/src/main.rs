@@ -3,9 +3,8 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_core::cli::{self, resolve_target};
+use ddb_cli::{self as cli, TargetArgs};
 use ddb_core::cognito;
-use ddb_core::target::{sdk_config, Service, TargetArgs};
 use std::process::ExitCode;
 
 /// List every user of the Cognito user pool with preferred_username and sub (all pages, not
@@ -34,9 +33,8 @@ fn main() -> ExitCode {
     let args: Args = cli::parse_cognito_args();
     cli::main(1, async move {
         let pool = cognito::pool_id(args.user_pool_id.as_deref())?;
-        let target = resolve_target(&args.target, Service::Cognito, false)?;
-        let client = cognito::client(&sdk_config(&target, &args.target).await, &target);
-        let users = cognito::list_users(&client, &pool, &target.label()).await?;
+        let (client, label) = args.target.cognito().await?;
+        let users = cognito::list_users(&client, &pool, &label).await?;
         let (map, skipped) = cognito::handle_map(&users);
         match args.output {
             Output::Course => {

@@ -59,14 +59,10 @@ async fn apply(ddb: &Ddb, event: &Event) -> DynamoDbEventResponse {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     // The table from DDB_MESSAGE_TABLE (as the course's Lambda reads it), the region and the
-    // credentials from the Lambda environment; an AWS_ENDPOINT_URL there is honoured (tests).
+    // credentials from the Lambda environment; the SDK's endpoint variables are honoured (tests).
     let name = std::env::var(table::TABLE_ENV).unwrap_or_else(|_| table::TABLE_NAME.to_string());
-    let target = match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(url) if !url.is_empty() => target::Target::Endpoint(url),
-        _ => target::Target::Aws,
-    };
-    let config = target::sdk_config(&target, &target::TargetArgs::default()).await;
-    let ddb = Ddb::new(&config, &target, &name);
+    let target = target::in_lambda(|k| std::env::var(k).ok())?;
+    let (ddb, _) = Ddb::connect(&target, &target::Settings::default(), &name).await?;
     let ddb = &ddb;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move { Ok::<_, lambda_runtime::Error>(apply(ddb, &event.payload).await) }))
         .await

@@ -3,7 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_core::cli::{self, DdbArgs};
+use ddb_cli::{self as cli, DdbArgs, Prod};
 use ddb_core::item_json::{item_to_json, ItemFormat};
 use ddb_core::scan;
 use futures::StreamExt;
@@ -15,14 +15,13 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// `prod` for real AWS; default: DynamoDB Local
-    #[arg(value_name = "prod", value_parser = ["prod"])]
-    prod: Option<String>,
+    #[command(flatten)]
+    prod: Prod,
     #[command(flatten)]
     ddb: DdbArgs,
     /// How items are printed
     #[arg(long, value_enum, default_value_t)]
-    output: ItemFormat,
+    output: Output,
     /// Stop after this many items
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
@@ -31,10 +30,23 @@ struct Args {
     segments: u32,
 }
 
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+enum Output {
+    /// Attribute values unwrapped: {"pk": "MSG#..."}
+    #[default]
+    Json,
+    /// Typed values, as DynamoDB's API and the AWS CLI write them: {"pk": {"S": "MSG#..."}}
+    DynamodbJson,
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    let format = match args.output {
+        Output::Json => ItemFormat::Json,
+        Output::DynamodbJson => ItemFormat::DynamodbJson,
+    };
     cli::main(1, async move {
-        let ddb = args.ddb.connect(args.prod.is_some()).await?;
+        let ddb = args.ddb.connect(args.prod.is_set()).await?;
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
         let mut items = scan::items(&ddb, args.segments);
         let mut count = 0u64;
@@ -42,7 +54,7 @@ fn main() -> ExitCode {
             let Some(item) = items.next().await else {
                 break;
             };
-            serde_json::to_writer(&mut out, &item_to_json(&item?, args.output))?;
+            serde_json::to_writer(&mut out, &item_to_json(&item?, format))?;
             out.write_all(b"\n")?;
             count += 1;
         }

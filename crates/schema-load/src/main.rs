@@ -3,8 +3,8 @@
 #![deny(clippy::print_stdout)]
 
 use clap::{Parser, ValueEnum};
-use ddb_core::cli::{self, DdbArgs};
-use ddb_core::outln;
+use ddb_cli::{self as cli, DdbArgs, Prod};
+use ddb_cli::outln;
 use ddb_core::table::{self, Billing};
 use ddb_core::Error;
 use std::process::ExitCode;
@@ -24,9 +24,8 @@ enum Output {
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// `prod` for real AWS (as in the course: ./bin/ddb/schema-load prod); default: DynamoDB Local
-    #[arg(value_name = "prod", value_parser = ["prod"])]
-    prod: Option<String>,
+    #[command(flatten)]
+    prod: Prod,
     #[command(flatten)]
     ddb: DdbArgs,
     /// Pay per request instead of 5 RCU / 5 WCU provisioned capacity
@@ -43,7 +42,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::main(1, async move {
-        let ddb = args.ddb.connect(args.prod.is_some()).await?;
+        let ddb = args.ddb.connect(args.prod.is_set()).await?;
         let billing = if args.on_demand { Billing::OnDemand } else { Billing::default() };
         match table::create(&ddb, billing, Duration::from_secs(args.wait)).await {
             Ok(t) => match args.output {

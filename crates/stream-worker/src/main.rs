@@ -3,7 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_core::cli::{self, DdbArgs};
+use ddb_cli::{self as cli, DdbArgs, Prod};
 use ddb_core::stream::worker::{self, StartAt, WorkerOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,14 +15,13 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// `prod` for real AWS; default: DynamoDB Local
-    #[arg(value_name = "prod", value_parser = ["prod"])]
-    prod: Option<String>,
+    #[command(flatten)]
+    prod: Prod,
     #[command(flatten)]
     ddb: DdbArgs,
     /// Where shards without a saved position start
     #[arg(long, value_enum, default_value_t)]
-    from: StartAt,
+    from: From,
     /// State file (default: $XDG_STATE_HOME/cruddur-ddb/stream-<endpoint>-<table>.json)
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
@@ -37,39 +36,27 @@ struct Args {
     quiet: bool,
 }
 
-fn default_state(label: &str, table: &str) -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    let clean: String = label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
-    base.join("cruddur-ddb").join(format!("stream-{clean}-{table}.json"))
-}
-
-async fn shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+enum From {
+    /// The oldest record the stream still holds (24 hours on AWS)
+    #[default]
+    TrimHorizon,
+    /// Only records written from now on
+    Latest,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::main(1, async move {
-        let prod = args.prod.is_some();
+        let prod = args.prod.is_set();
         let (ddb, config) = args.ddb.connect_with_config(prod).await?;
         let streams = worker::streams_client(&config, &ddb.target);
         let opts = WorkerOptions {
-            start_at: args.from,
-            state: args.state.clone().unwrap_or_else(|| default_state(&ddb.target.label(), &ddb.table)),
+            start_at: match args.from {
+                From::TrimHorizon => StartAt::TrimHorizon,
+                From::Latest => StartAt::Latest,
+            },
+            state: args.state.clone().unwrap_or_else(|| cli::state_file(&format!("stream-{}-{}.json", ddb.target.label(), ddb.table))),
             idle: Duration::from_millis(args.idle_ms),
             wait_for_table: args.wait_for_table,
         };
@@ -83,7 +70,7 @@ fn main() -> ExitCode {
             worker::Event::Batch(_) => {}
             worker::Event::Note(n) => eprintln!("stream-worker: {n}"),
         };
-        let totals = worker::run(&ddb, &streams, &opts, shutdown(), &report).await?;
+        let totals = worker::run(&ddb, &streams, &opts, cli::shutdown_signal(), &report).await?;
         eprintln!(
             "stream-worker: stopped after {} record(s), {} group row(s) moved, {} retried batch(es)",
             totals.records, totals.moved, totals.retries

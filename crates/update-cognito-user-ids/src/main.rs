@@ -4,9 +4,8 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_core::cli::{self, resolve_target, PgArgs};
-use ddb_core::outln;
-use ddb_core::target::{sdk_config, Service, TargetArgs};
+use ddb_cli::{self as cli, PgArgs, TargetArgs};
+use ddb_cli::outln;
 use ddb_core::{cognito, pg};
 use std::process::ExitCode;
 
@@ -36,10 +35,9 @@ fn main() -> ExitCode {
         let url = &args.pg.connection_url;
         // Postgres first: a database that is not there fails before anything is read or changed.
         let mut db = pg::connect(url).await?;
-        let target = resolve_target(&args.target, Service::Cognito, false)?;
-        let client = cognito::client(&sdk_config(&target, &args.target).await, &target);
+        let (client, label) = args.target.cognito().await?;
         let started = std::time::Instant::now();
-        let users = cognito::list_users(&client, &pool, &target.label()).await?;
+        let users = cognito::list_users(&client, &pool, &label).await?;
         let cognito_secs = started.elapsed().as_secs_f64();
         let (map, skipped) = cognito::handle_map(&users);
         for (handle, sub) in &map {

@@ -12,7 +12,7 @@
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use clap::Parser;
-use ddb_core::cli::{self, DdbArgs, PgArgs};
+use ddb_cli::{self as cli, DdbArgs, PgArgs};
 use ddb_core::records::{format_ts, MessageGroupRow};
 use ddb_core::{patterns, seed};
 use std::collections::HashMap;

@@ -33,7 +33,7 @@ pub fn streams_client(config: &SdkConfig, target: &Target) -> Client {
 }
 
 /// Where a shard without a saved position starts on the first run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StartAt {
     /// The oldest record the stream still holds (24 hours on AWS).
     #[default]

@@ -10,7 +10,7 @@ use aws_sdk_dynamodbstreams::types::{Record as StreamRecord, ShardIteratorType};
 use ddb_core::item_json::{item_to_json, ItemFormat};
 use ddb_core::records::{format_ts, Item, MessageGroupRow, MessageRow};
 use ddb_core::stream::worker::streams_client;
-use ddb_core::target::{sdk_config, Target, TargetArgs};
+use ddb_core::target::{sdk_config, Settings, Target};
 use e2e::*;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -182,7 +182,7 @@ struct Stream {
 impl Stream {
     fn of(t: &TestTable) -> Stream {
         let target = Target::Endpoint(t.endpoint.clone());
-        let config = block_on(sdk_config(&target, &TargetArgs::default()));
+        let config = block_on(sdk_config(&target, &Settings::default()));
         let table = block_on(t.client().describe_table().table_name(&t.name).send()).expect("describe table");
         let arn = table.table().and_then(|t| t.latest_stream_arn()).expect("schema-load enables the stream").to_string();
         Stream { client: streams_client(&config, &target), arn }

@@ -240,8 +240,7 @@ fn seed_in_prod_does_not_replace_an_earlier_seed_without_confirmation() {
     let speakers = ddb_core::seed::SpeakerMap::parse(ddb_core::seed::COURSE_SPEAKERS, "s").unwrap();
     let conv = ddb_core::seed::Conversation::parse(ddb_core::seed::COURSE_CONVERSATION.as_bytes(), "c", &speakers).unwrap();
     let plan = ddb_core::seed::SeedPlan::new(&conv, users["yaya2devops"].clone(), users["bayko"].clone(), None, 1, ddb_core::records::now()).unwrap();
-    let bar = indicatif::ProgressBar::hidden();
-    let err = block_on(ddb_core::seed::run(&t.ddb, &plan, Default::default(), &bar, &|_, _| {}, &|_| false)).unwrap_err();
+    let err = block_on(ddb_core::seed::run(&t.ddb, &plan, Default::default(), &(), &|_| false)).unwrap_err();
     assert!(err.to_string().contains("holds 26 rows of an earlier seed") && err.to_string().contains("--yes"), "{err}");
     let mut after = t.items();
     let key = |i: &ddb_core::records::Item| (s(i, "pk").to_string(), s(i, "sk").to_string());

@@ -100,7 +100,7 @@ fn scan_reads_every_page_plain_and_parallel() {
         ]);
         ddb_core::write::put(item)
     });
-    let written = block_on(ddb_core::write::write_all(&t.ddb, items, Default::default(), &indicatif::ProgressBar::hidden())).unwrap();
+    let written = block_on(ddb_core::write::write_all(&t.ddb, items, Default::default(), &())).unwrap();
     assert_eq!(written, 5000);
 
     for args in [&[][..], &["--segments", "4"][..]] {

@@ -1,0 +1,354 @@
+//! The command-line layer that every script of the toolkit shares: the runtime, error printing
+//! and exit codes, the flags (`prod`, the target, the table, Postgres, paging), stdout that ends
+//! quietly when its reader goes away, progress bars and confirmation. `ddb-core` decides and
+//! writes; this crate parses and prints. Each script stays a tiny binary: parse, call, print.
+
+use anyhow::Context;
+use ddb_core::patterns::{Page, DEFAULT_LIMIT};
+use ddb_core::progress::Progress;
+use ddb_core::target::{sdk_config, Service, Settings, Target};
+use ddb_core::{pg, table, Ddb};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::future::Future;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit code for a failure (bad input, missing server, refused request).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for bad usage (clap uses it too).
+pub const EXIT_USAGE: u8 = 2;
+
+/// An error that should exit with a specific code (usage errors found after parsing).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    /// The code.
+    pub code: u8,
+    /// What to print.
+    pub message: String,
+}
+
+/// A usage error (exit 2) with the given message.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    Exit { code: EXIT_USAGE, message: message.into() }.into()
+}
+
+/// Runs a binary's body: prints `error: ...` on failure and exits 1 (or the code of an [`Exit`]).
+/// A closed stdout (`| head`) ends quietly with 0.
+///
+/// One-shot scripts run on a current-thread runtime: they wait on the network, and starting
+/// worker threads would only add start-up time. `threads > 1` gives a multi-threaded runtime to
+/// the scripts that also do CPU work while they wait (seed, scan).
+pub fn main<F>(threads: usize, body: F) -> ExitCode
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    let rt = if threads > 1 {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    };
+    let result = match rt {
+        Ok(rt) => rt.block_on(body),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e.downcast_ref::<Exit>().map_or(EXIT_FAILURE, |x| x.code);
+            eprintln!("error: {}", error_text(&e));
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// The error's chain joined by ": ", down to the first library error: its text already names its
+/// cause, which would otherwise be printed twice.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in e.chain() {
+        parts.push(cause.to_string());
+        if cause.is::<ddb_core::Error>() {
+            break;
+        }
+    }
+    parts.join(": ")
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>().is_some_and(|j| j.io_error_kind() == Some(BrokenPipe))
+    })
+}
+
+/// `println!` for the binaries: a closed stdout (`| head -1`, `| true`) comes back as an error
+/// instead of a panic, and [`main`] ends such a run quietly with exit 0, as `| head` expects.
+/// Use it as `outln!("...")?`; every binary denies `clippy::print_stdout`, so this is the one way.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        ::std::writeln!(::std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// Pretty JSON on stdout, as the course's `json.dumps(..., indent=2)`.
+pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// The course's trailing `prod` word, as the last positional argument of a script.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Prod {
+    /// `prod` for real AWS (as in the course: ./bin/ddb/seed prod); default: DynamoDB Local
+    #[arg(value_name = "prod", value_parser = ["prod"])]
+    prod: Option<String>,
+}
+
+impl Prod {
+    /// True when `prod` was given.
+    pub fn is_set(&self) -> bool {
+        self.prod.is_some()
+    }
+}
+
+/// Takes the course's optional trailing `prod` off a script's positional words (for scripts
+/// whose other positional argument is optional too): true when it was there.
+pub fn take_prod(words: &mut Vec<String>) -> bool {
+    if words.last().is_some_and(|w| w == "prod") {
+        words.pop();
+        true
+    } else {
+        false
+    }
+}
+
+/// Flags every script that talks to AWS or an emulator shares.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TargetArgs {
+    /// Send requests to this endpoint (default: AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL
+    /// when set, else http://localhost:8000; AWS with `prod`). Overrides those variables.
+    #[arg(long, value_name = "URL", global = true)]
+    pub endpoint_url: Option<String>,
+    /// AWS region (default: the AWS config chain under prod, else AWS_REGION or us-east-1)
+    #[arg(long, value_name = "REGION", global = true)]
+    pub region: Option<String>,
+    /// Named profile from your AWS config files (used with prod)
+    #[arg(long, value_name = "NAME", global = true)]
+    pub profile: Option<String>,
+}
+
+impl TargetArgs {
+    /// The library's settings for these flags.
+    pub fn settings(&self, prod: bool) -> Settings {
+        Settings { prod, endpoint_url: self.endpoint_url.clone(), region: self.region.clone(), profile: self.profile.clone() }
+    }
+
+    /// The target of `service`, its warnings printed on stderr.
+    pub fn resolve(&self, service: Service, prod: bool) -> anyhow::Result<Target> {
+        let resolved = self.settings(prod).resolve(service)?;
+        for w in &resolved.warnings {
+            eprintln!("{w}");
+        }
+        Ok(resolved.target)
+    }
+
+    /// A Cognito client at the resolved target, and the target's label for messages.
+    #[cfg(feature = "cognito")]
+    pub async fn cognito(&self) -> anyhow::Result<(aws_sdk_cognitoidentityprovider::Client, String)> {
+        let target = self.resolve(Service::Cognito, false)?;
+        let config = sdk_config(&target, &self.settings(false)).await;
+        Ok((ddb_core::cognito::client(&config, &target), target.label()))
+    }
+}
+
+/// Parses the flags of a script that talks to Cognito: the shared target flags say Cognito's
+/// defaults (AWS, or its endpoint variables), not DynamoDB's.
+pub fn parse_cognito_args<T: clap::Parser>() -> T {
+    let cmd = T::command()
+        .mut_arg("endpoint_url", |a| {
+            a.help("Send requests to this endpoint (default: AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER or AWS_ENDPOINT_URL when set, else AWS)")
+        })
+        .mut_arg("region", |a| a.help("AWS region (default: the AWS config chain; with an endpoint, AWS_REGION or us-east-1)"))
+        .mut_arg("profile", |a| a.help("Named profile from your AWS config files"));
+    let matches = cmd.get_matches();
+    T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Flags every DynamoDB script shares: the target and the table.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DdbArgs {
+    /// Where requests go.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Table name (for tests and for several stages)
+    #[arg(long, env = table::TABLE_ENV, default_value = table::TABLE_NAME, global = true)]
+    pub table: String,
+}
+
+impl DdbArgs {
+    /// Resolves the target, validates the table name and builds the client. Nothing is sent yet.
+    pub async fn connect(&self, prod: bool) -> anyhow::Result<Ddb> {
+        Ok(self.connect_with_config(prod).await?.0)
+    }
+
+    /// [`DdbArgs::connect`], also returning the SDK configuration for clients of other services
+    /// at the same target (DynamoDB Streams).
+    pub async fn connect_with_config(&self, prod: bool) -> anyhow::Result<(Ddb, aws_config::SdkConfig)> {
+        let target = self.target.resolve(Service::DynamoDb, prod)?;
+        Ok(Ddb::connect(&target, &self.target.settings(prod), &self.table).await?)
+    }
+}
+
+/// The Postgres flag of the scripts that read `users`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PgArgs {
+    /// Postgres URL of the users table
+    #[arg(long, env = pg::CONNECTION_ENV, default_value = pg::DEFAULT_URL, hide_env_values = true)]
+    pub connection_url: String,
+}
+
+impl PgArgs {
+    /// The users with these handles, in this order; an error names the first one missing.
+    pub async fn users(&self, handles: &[&str]) -> anyhow::Result<Vec<pg::User>> {
+        Ok(pg::users(&self.connection_url, handles).await?)
+    }
+}
+
+/// The paging flags of the listing patterns (A and B).
+#[derive(clap::Args, Debug, Clone)]
+pub struct PageArgs {
+    /// Items per page
+    #[arg(long, default_value_t = DEFAULT_LIMIT, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub limit: i32,
+    /// Only items older than this cursor (printed on stderr when there are more)
+    #[arg(long, value_name = "CURSOR")]
+    pub before: Option<String>,
+}
+
+impl PageArgs {
+    /// The page, checked: a bad cursor is a usage error.
+    pub fn page(&self) -> anyhow::Result<Page> {
+        let page = Page { limit: self.limit, before: self.before.clone() };
+        page.validate().map_err(|e| usage(e.to_string()))?;
+        Ok(page)
+    }
+}
+
+/// A uuid from the command line, or a usage error (exit 2) that names the argument.
+pub fn parse_uuid(what: &str, s: &str) -> anyhow::Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(s).map_err(|e| usage(format!("{what} {s:?} is not a uuid ({e}); expected 32 hex digits in groups of 8-4-4-4-12")))
+}
+
+/// Asks the user to type `expected` to go on. False without a terminal (nothing is asked).
+pub fn confirm(prompt: &str, expected: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{prompt}");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).context("reading the confirmation")?;
+    Ok(answer.trim() == expected)
+}
+
+/// Resolves on Ctrl-C or SIGTERM: for scripts that run until stopped (the stream worker).
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Where a script keeps state between runs: `$XDG_STATE_HOME/cruddur-ddb/NAME` (else
+/// `~/.local/state/...`), `NAME` with every character but letters, digits, `-` and `.` made `_`.
+pub fn state_file(name: &str) -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let clean: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+    base.join("cruddur-ddb").join(clean)
+}
+
+/// A progress bar on stderr for the library's [`Progress`]: drawn when stderr is a terminal and
+/// `quiet` is off, hidden otherwise. Notes go to stderr either way.
+pub struct Bar(ProgressBar);
+
+impl Bar {
+    /// A bar of `total` items.
+    pub fn new(total: u64, quiet: bool) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+        if !quiet && std::io::stderr().is_terminal() {
+            bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(5));
+            bar.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {human_pos}/{human_len} items, {per_sec}, ETA {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+        }
+        Bar(bar)
+    }
+
+    /// Runs `f` with the bar out of the way (for a prompt).
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.0.suspend(f)
+    }
+
+    /// Takes the bar off the screen.
+    pub fn clear(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl Progress for Bar {
+    fn phase(&self, name: &str, total: u64) {
+        self.0.set_message(name.to_string());
+        self.0.set_length(total);
+        self.0.set_position(0);
+    }
+    fn inc(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn note(&self, text: &str) {
+        self.0.suspend(|| eprintln!("note: {text}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_errors_are_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let e = anyhow::Error::from(ddb_core::Error::io("cannot read conversation file x.txt", io)).context("seeding");
+        assert_eq!(error_text(&e), "seeding: cannot read conversation file x.txt: No such file or directory");
+    }
+
+    #[test]
+    fn prod_is_taken_off_the_end_only() {
+        let mut w = vec!["prod".to_string(), "x".to_string()];
+        assert!(!take_prod(&mut w));
+        w.reverse();
+        assert!(take_prod(&mut w));
+        assert_eq!(w, ["x"]);
+    }
+}
