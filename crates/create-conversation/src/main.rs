@@ -3,8 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, DdbArgs, PgArgs, Prod};
-use ddb_cli::outln;
+use ddb_cli::{self as cli, outln, DdbArgs, PgArgs};
 use ddb_core::patterns;
 use std::process::ExitCode;
 
@@ -21,8 +20,6 @@ struct Args {
     /// The first message
     text: String,
     #[command(flatten)]
-    prod: Prod,
-    #[command(flatten)]
     ddb: DdbArgs,
     #[command(flatten)]
     pg: PgArgs,
@@ -31,7 +28,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::main(1, async move {
-        let ddb = args.ddb.connect(args.prod.is_set()).await?;
+        let ddb = args.ddb.connect().await?;
         let users = args.pg.users(&[&args.handle, &args.other_handle]).await?;
         let new = patterns::create_message_group(&ddb, &users[0], &users[1], &args.text).await?;
         outln!("{}", new.uuid)?;

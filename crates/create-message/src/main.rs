@@ -3,8 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, DdbArgs, PgArgs, Prod};
-use ddb_cli::outln;
+use ddb_cli::{self as cli, outln, DdbArgs, PgArgs};
 use ddb_core::patterns;
 use std::process::ExitCode;
 
@@ -22,8 +21,6 @@ struct Args {
     /// The message; `-` reads it from stdin
     text: String,
     #[command(flatten)]
-    prod: Prod,
-    #[command(flatten)]
     ddb: DdbArgs,
     #[command(flatten)]
     pg: PgArgs,
@@ -36,7 +33,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     cli::main(1, async move {
         let group = cli::parse_uuid("GROUP_UUID", &args.group)?;
-        let ddb = args.ddb.connect(args.prod.is_set()).await?;
+        let ddb = args.ddb.connect().await?;
         let sender = args.pg.users(&[&args.handle]).await?.remove(0);
         let text = if args.text == "-" {
             let mut t = String::new();

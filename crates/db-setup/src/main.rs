@@ -3,8 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::outln;
-use ddb_cli as cli;
+use ddb_cli::{self as cli, outln};
 use ddb_core::pg;
 use std::process::ExitCode;
 

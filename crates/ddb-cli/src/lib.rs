@@ -120,14 +120,17 @@ impl Prod {
     }
 }
 
-/// Takes the course's optional trailing `prod` off a script's positional words (for scripts
-/// whose other positional argument is optional too): true when it was there.
-pub fn take_prod(words: &mut Vec<String>) -> bool {
-    if words.last().is_some_and(|w| w == "prod") {
-        words.pop();
-        true
-    } else {
-        false
+/// Splits the positional words of a script that takes `[NAME] [prod]` (both optional): the
+/// word, if any, and whether `prod` was there. More words are a usage error.
+pub fn word_and_prod(words: &[String], name: &str) -> anyhow::Result<(Option<String>, bool)> {
+    let (words, prod) = match words.split_last() {
+        Some((last, rest)) if last == "prod" => (rest, true),
+        _ => (words, false),
+    };
+    match words {
+        [] => Ok((None, prod)),
+        [w] => Ok((Some(w.clone()), prod)),
+        _ => Err(usage(format!("expected at most a {name} and prod"))),
     }
 }
 
@@ -183,9 +186,35 @@ pub fn parse_cognito_args<T: clap::Parser>() -> T {
     T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
-/// Flags every DynamoDB script shares: the target and the table.
+/// What every DynamoDB script takes: the course's trailing `prod`, the target and the table.
+/// Flattened after the script's own positional arguments.
 #[derive(clap::Args, Debug, Clone)]
 pub struct DdbArgs {
+    /// `prod`.
+    #[command(flatten)]
+    pub prod: Prod,
+    /// The target and the table.
+    #[command(flatten)]
+    pub flags: DdbFlags,
+}
+
+impl DdbArgs {
+    /// Resolves the target, validates the table name and builds the client. Nothing is sent yet.
+    pub async fn connect(&self) -> anyhow::Result<Ddb> {
+        self.flags.connect(self.prod.is_set()).await
+    }
+
+    /// [`DdbArgs::connect`], also returning the SDK configuration for clients of other services
+    /// at the same target (DynamoDB Streams).
+    pub async fn connect_with_config(&self) -> anyhow::Result<(Ddb, aws_config::SdkConfig)> {
+        self.flags.connect_with_config(self.prod.is_set()).await
+    }
+}
+
+/// The target and the table, for scripts that find `prod` among their own words
+/// (see [`word_and_prod`]).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DdbFlags {
     /// Where requests go.
     #[command(flatten)]
     pub target: TargetArgs,
@@ -194,14 +223,13 @@ pub struct DdbArgs {
     pub table: String,
 }
 
-impl DdbArgs {
+impl DdbFlags {
     /// Resolves the target, validates the table name and builds the client. Nothing is sent yet.
     pub async fn connect(&self, prod: bool) -> anyhow::Result<Ddb> {
         Ok(self.connect_with_config(prod).await?.0)
     }
 
-    /// [`DdbArgs::connect`], also returning the SDK configuration for clients of other services
-    /// at the same target (DynamoDB Streams).
+    /// [`DdbFlags::connect`] with the SDK configuration.
     pub async fn connect_with_config(&self, prod: bool) -> anyhow::Result<(Ddb, aws_config::SdkConfig)> {
         let target = self.target.resolve(Service::DynamoDb, prod)?;
         Ok(Ddb::connect(&target, &self.target.settings(prod), &self.table).await?)
@@ -344,11 +372,13 @@ mod tests {
     }
 
     #[test]
-    fn prod_is_taken_off_the_end_only() {
-        let mut w = vec!["prod".to_string(), "x".to_string()];
-        assert!(!take_prod(&mut w));
-        w.reverse();
-        assert!(take_prod(&mut w));
-        assert_eq!(w, ["x"]);
+    fn one_optional_word_and_prod() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(word_and_prod(&w(&[]), "X").unwrap(), (None, false));
+        assert_eq!(word_and_prod(&w(&["prod"]), "X").unwrap(), (None, true));
+        assert_eq!(word_and_prod(&w(&["a", "prod"]), "X").unwrap(), (Some("a".into()), true));
+        assert_eq!(word_and_prod(&w(&["a"]), "X").unwrap(), (Some("a".into()), false));
+        let e = word_and_prod(&w(&["a", "b"]), "X").unwrap_err();
+        assert_eq!(e.downcast_ref::<Exit>().unwrap().code, EXIT_USAGE);
     }
 }

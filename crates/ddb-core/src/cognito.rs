@@ -84,7 +84,7 @@ pub async fn list_users(client: &Client, pool: &str, label: &str) -> Result<Vec<
         .await
         .map_err(|e| {
             if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) {
-                input(format!("user pool {pool} not found at {label}: check {POOL_ENV} and the region (AWS_REGION / AWS_DEFAULT_REGION)"))
+                Error::NotFound(format!("user pool {pool} not found at {label}: check {POOL_ENV} and the region (AWS_REGION / AWS_DEFAULT_REGION)"))
             } else {
                 Error::from_sdk(e, &ctx)
             }

@@ -3,10 +3,8 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, DdbArgs, Prod};
-use ddb_cli::outln;
+use ddb_cli::{self as cli, outln, DdbFlags, Prod, TargetArgs};
 use ddb_core::table;
-use ddb_cli::TargetArgs;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -42,7 +40,7 @@ fn main() -> ExitCode {
                 anyhow::bail!("not deleting {name} from AWS: pass --yes, or run in a terminal and type the table name when asked");
             }
         }
-        let ddb = DdbArgs { target: args.target, table: name.clone() }.connect(prod).await?;
+        let ddb = DdbFlags { target: args.target, table: name.clone() }.connect(prod).await?;
         outln!("deleting table: {name}")?;
         table::delete(&ddb, Duration::from_secs(300)).await?;
         outln!("deleted table {name} at {}", ddb.target.label())?;

@@ -3,7 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, DdbArgs, PageArgs};
+use ddb_cli::{self as cli, DdbFlags, PageArgs};
 use ddb_core::patterns;
 use ddb_core::seed::COURSE_GROUP;
 use std::process::ExitCode;
@@ -20,7 +20,7 @@ struct Args {
     #[arg(value_name = "[GROUP_UUID] [prod]", num_args = 0..=2)]
     words: Vec<String>,
     #[command(flatten)]
-    ddb: DdbArgs,
+    ddb: DdbFlags,
     /// course: response, capacity and lines; lines: only the lines; json: only the messages
     #[arg(long, value_enum, default_value_t = Output::Course)]
     output: Output,
@@ -36,14 +36,10 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    let mut args = Args::parse();
+    let args = Args::parse();
     cli::main(1, async move {
-        let prod = cli::take_prod(&mut args.words);
-        let group = match args.words.as_slice() {
-            [] => COURSE_GROUP,
-            [g] => cli::parse_uuid("GROUP_UUID", g)?,
-            _ => return Err(cli::usage("expected at most a GROUP_UUID and prod")),
-        };
+        let (group, prod) = cli::word_and_prod(&args.words, "GROUP_UUID")?;
+        let group = group.map_or(Ok(COURSE_GROUP), |g| cli::parse_uuid("GROUP_UUID", &g))?;
         let page = args.page.page()?;
         let ddb = args.ddb.connect(prod).await?;
         let listing = patterns::list_messages(&ddb, group, &page).await?;

@@ -3,8 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, DdbArgs, PageArgs, PgArgs};
-use ddb_cli::outln;
+use ddb_cli::{self as cli, outln, DdbFlags, PageArgs, PgArgs};
 use ddb_core::patterns;
 use std::io::Write;
 use std::process::ExitCode;
@@ -24,7 +23,7 @@ struct Args {
     #[arg(value_name = "[HANDLE] [prod]", num_args = 0..=2)]
     words: Vec<String>,
     #[command(flatten)]
-    ddb: DdbArgs,
+    ddb: DdbFlags,
     #[command(flatten)]
     pg: PgArgs,
     /// table: readable columns; json: the list; course: the query's JSON response
@@ -42,14 +41,10 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    let mut args = Args::parse();
+    let args = Args::parse();
     cli::main(1, async move {
-        let prod = cli::take_prod(&mut args.words);
-        let handle = match args.words.as_slice() {
-            [] => COURSE_HANDLE.to_string(),
-            [h] => h.clone(),
-            _ => return Err(cli::usage("expected at most a HANDLE and prod")),
-        };
+        let (handle, prod) = cli::word_and_prod(&args.words, "HANDLE")?;
+        let handle = handle.unwrap_or_else(|| COURSE_HANDLE.to_string());
         let page = args.page.page()?;
         let ddb = args.ddb.connect(prod).await?;
         let me = args.pg.users(&[&handle]).await?.remove(0);

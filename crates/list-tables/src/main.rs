@@ -3,10 +3,8 @@
 #![deny(clippy::print_stdout)]
 
 use clap::{Parser, ValueEnum};
-use ddb_cli::{self as cli, DdbArgs, Prod};
-use ddb_cli::outln;
+use ddb_cli::{self as cli, outln, DdbFlags, Prod, TargetArgs};
 use ddb_core::table;
-use ddb_cli::TargetArgs;
 use std::process::ExitCode;
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -52,7 +50,7 @@ fn boxed(title: &str, rows: &[String]) -> String {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::main(1, async move {
-        let ddb = DdbArgs { target: args.target, table: table::TABLE_NAME.to_string() }.connect(args.prod.is_set()).await?;
+        let ddb = DdbFlags { target: args.target, table: table::TABLE_NAME.to_string() }.connect(args.prod.is_set()).await?;
         let names = table::list(&ddb).await?;
         match args.output {
             Output::Table => outln!("{}", boxed("ListTables", &names))?,

@@ -3,7 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, DdbArgs, Prod};
+use ddb_cli::{self as cli, DdbArgs};
 use ddb_core::item_json::{item_to_json, ItemFormat};
 use ddb_core::scan;
 use futures::StreamExt;
@@ -15,8 +15,6 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    #[command(flatten)]
-    prod: Prod,
     #[command(flatten)]
     ddb: DdbArgs,
     /// How items are printed
@@ -46,7 +44,7 @@ fn main() -> ExitCode {
         Output::DynamodbJson => ItemFormat::DynamodbJson,
     };
     cli::main(1, async move {
-        let ddb = args.ddb.connect(args.prod.is_set()).await?;
+        let ddb = args.ddb.connect().await?;
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
         let mut items = scan::items(&ddb, args.segments);
         let mut count = 0u64;

@@ -3,8 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::{Parser, ValueEnum};
-use ddb_cli::{self as cli, DdbArgs, Prod};
-use ddb_cli::outln;
+use ddb_cli::{self as cli, outln, DdbArgs};
 use ddb_core::table::{self, Billing};
 use ddb_core::Error;
 use std::process::ExitCode;
@@ -25,8 +24,6 @@ enum Output {
 #[command(version)]
 struct Args {
     #[command(flatten)]
-    prod: Prod,
-    #[command(flatten)]
     ddb: DdbArgs,
     /// Pay per request instead of 5 RCU / 5 WCU provisioned capacity
     #[arg(long)]
@@ -42,7 +39,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::main(1, async move {
-        let ddb = args.ddb.connect(args.prod.is_set()).await?;
+        let ddb = args.ddb.connect().await?;
         let billing = if args.on_demand { Billing::OnDemand } else { Billing::default() };
         match table::create(&ddb, billing, Duration::from_secs(args.wait)).await {
             Ok(t) => match args.output {

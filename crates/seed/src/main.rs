@@ -3,7 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, outln, Bar, DdbArgs, PgArgs, Prod};
+use ddb_cli::{self as cli, outln, Bar, DdbArgs, PgArgs};
 use ddb_core::seed::{self, SeedRequest};
 use ddb_core::{records, table, write::WriteOptions};
 use std::path::PathBuf;
@@ -15,8 +15,6 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    #[command(flatten)]
-    prod: Prod,
     #[command(flatten)]
     ddb: DdbArgs,
     /// Conversation file of `Speaker: message` lines (default: the course's 24 lines)
@@ -54,7 +52,7 @@ fn main() -> ExitCode {
     cli::main(2, async move {
         let request = SeedRequest { conversation: args.conversation, speakers: args.speaker, messages: args.messages, groups: args.groups, now: args.now };
         let plan = request.plan(&args.pg.connection_url).await?;
-        let ddb = args.ddb.connect(args.prod.is_set()).await?;
+        let ddb = args.ddb.connect().await?;
         table::describe(&ddb).await?;
         let bar = Bar::new(plan.total_items(), args.quiet);
         // Replacing an earlier seed in AWS deletes rows: ask first.

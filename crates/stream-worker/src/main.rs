@@ -3,7 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, DdbArgs, Prod};
+use ddb_cli::{self as cli, DdbArgs};
 use ddb_core::stream::worker::{self, StartAt, WorkerOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,8 +15,6 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    #[command(flatten)]
-    prod: Prod,
     #[command(flatten)]
     ddb: DdbArgs,
     /// Where shards without a saved position start
@@ -48,8 +46,7 @@ enum From {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::main(1, async move {
-        let prod = args.prod.is_set();
-        let (ddb, config) = args.ddb.connect_with_config(prod).await?;
+        let (ddb, config) = args.ddb.connect_with_config().await?;
         let streams = worker::streams_client(&config, &ddb.target);
         let opts = WorkerOptions {
             start_at: match args.from {

@@ -4,8 +4,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, PgArgs, TargetArgs};
-use ddb_cli::outln;
+use ddb_cli::{self as cli, outln, PgArgs, TargetArgs};
 use ddb_core::{cognito, pg};
 use std::process::ExitCode;
 

@@ -12,7 +12,7 @@
 
 use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
 use clap::Parser;
-use ddb_cli::{self as cli, DdbArgs, PgArgs};
+use ddb_cli::{self as cli, DdbFlags, PgArgs};
 use ddb_core::records::{format_ts, MessageGroupRow};
 use ddb_core::{patterns, seed};
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 #[derive(Parser)]
 struct Args {
     #[command(flatten)]
-    ddb: DdbArgs,
+    ddb: DdbFlags,
     #[command(flatten)]
     pg: PgArgs,
     /// Messages in all

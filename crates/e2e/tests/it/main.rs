@@ -1,6 +1,8 @@
 //! End-to-end tests: the real binaries against DynamoDB Local and Postgres, both real, started
 //! or created by the tests themselves.
 //!
+//! - `architecture`: ARCHITECTURE.md's invariants: the crate graph, a library that never prints,
+//!   thin scripts, the table's names defined once.
 //! - `tables`: schema-load, list-tables, drop, scan; unreachable endpoints and usage errors.
 //! - `seed`: the course seed, bad inputs, re-runs, crashes and scale mode.
 //! - `patterns`: access patterns A-D and their scripts.
@@ -14,6 +16,7 @@
 //! - `robust`: silent servers, closed pipes, odd `users` columns, cursors with offsets, prod
 //!   without credentials, Postgres over TLS, the local stack's scripts.
 
+mod architecture;
 mod cognito;
 mod files;
 mod integrity;
