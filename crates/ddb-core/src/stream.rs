@@ -34,6 +34,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 #[cfg(feature = "streams")]
+pub mod shards;
+#[cfg(feature = "streams")]
 pub mod worker;
 
 /// What happened to the row.

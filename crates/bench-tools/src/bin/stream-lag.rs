@@ -1,19 +1,25 @@
 //! `stream-lag`: pattern E's lag, for bench/stream. Writes messages into G seeded conversations
 //! (one writer per conversation, one message at a time) and measures, for each, the time from
 //! the end of its PutItem to both group rows carrying it; prints p50, p99 and max.
+//! The stream is read by ddb-core's shard reader (`stream::shards`), as the stream worker reads it.
 //!
 //! It watches the table's stream, not the table: the group rows' moves arrive there as new
 //! images, so the measurement adds no load to the server under test (polling the rows of ten
 //! conversations every 20 ms had cost the server 500 queries a second). Each open shard is read
 //! every 10 ms when idle; writers sleep until the reader has news.
 //!
+//! `--json` prints the figures as one JSON object instead: messages, groups, p50_ms, p95_ms,
+//! p99_ms, max_ms (whole milliseconds), raw.
+//!
 //! `--raw` is the probe of the stream itself, with no consumer running: the time from the end of
 //! each PutItem to its own record in the stream, what no consumer can go below.
 
-use aws_sdk_dynamodbstreams::types::{AttributeValue, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::AttributeValue;
 use clap::Parser;
 use ddb_cli::{self as cli, DdbFlags, PgArgs};
 use ddb_core::records::{format_ts, MessageGroupRow};
+use ddb_core::stream::shards::{Positions, ShardReader};
+use ddb_core::stream::worker::StartAt;
 use ddb_core::{patterns, seed};
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -40,6 +46,9 @@ struct Args {
     /// Measure the stream itself: PutItem to its record in the stream (no consumer must run)
     #[arg(long)]
     raw: bool,
+    /// Print the figures as one JSON object (messages, groups, p50_ms, p95_ms, p99_ms, max_ms, raw)
+    #[arg(long)]
+    json: bool,
 }
 
 /// What the stream has shown so far, and when it arrived.
@@ -59,64 +68,59 @@ struct Shared {
     changed: tokio::sync::Notify,
 }
 
-/// Reads every shard of the table's stream until the process ends, noting each new image in
-/// `seen`. Shards open at the start are read from LATEST, later ones from TRIM_HORIZON. Sends
-/// `()` on `ready` once every open shard has its iterator.
-async fn read_stream(
-    streams: aws_sdk_dynamodbstreams::Client,
-    arn: String,
-    shared: Arc<Shared>,
-    ready: tokio::sync::oneshot::Sender<()>,
-) -> anyhow::Result<()> {
-    let mut iters: HashMap<String, Option<String>> = HashMap::new();
+/// Reads every shard of the table's stream (ddb-core's shard reader) until the process ends,
+/// noting each new image in `seen`. Shards open at the start are read from LATEST, later ones
+/// from TRIM_HORIZON. Sends `()` on `ready` after the first pass that found nothing: then every
+/// open shard has its iterator. Lists the shards again every second.
+async fn read_stream(mut reader: ShardReader, shared: Arc<Shared>, ready: tokio::sync::oneshot::Sender<()>) -> anyhow::Result<()> {
     let mut ready = Some(ready);
-    let mut described = None::<Instant>;
     loop {
-        if described.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
-            described = Some(Instant::now());
-            let d = streams.describe_stream().stream_arn(&arn).send().await?;
-            for shard in d.stream_description().map(|d| d.shards()).unwrap_or_default() {
-                let Some(id) = shard.shard_id() else { continue };
-                if iters.contains_key(id) {
-                    continue;
-                }
-                let kind = if ready.is_some() { ShardIteratorType::Latest } else { ShardIteratorType::TrimHorizon };
-                let it = streams.get_shard_iterator().stream_arn(&arn).shard_id(id).shard_iterator_type(kind).send().await?;
-                iters.insert(id.to_string(), it.shard_iterator().map(str::to_string));
-            }
+        let Some(batch) = reader.next().await? else {
             if let Some(r) = ready.take() {
                 let _ = r.send(());
             }
-        }
-        let mut busy = false;
-        for it in iters.values_mut() {
-            let Some(iterator) = it.clone() else { continue };
-            let got = streams.get_records().shard_iterator(iterator).limit(1000).send().await?;
-            let now = Instant::now();
-            let mut seen = shared.seen.lock().expect("not poisoned");
-            for image in got.records().iter().filter_map(|r| r.dynamodb()?.new_image()) {
-                busy = true;
-                let s = |k: &str| match image.get(k) {
-                    Some(AttributeValue::S(v)) => Some(v.clone()),
-                    _ => None,
-                };
-                if let Some(id) = s("message_uuid") {
-                    seen.messages.entry(id).or_insert(now);
-                } else if let (Some(pk), Some(group), Some(sk)) = (s("pk"), s("message_group_uuid"), s("sk")) {
-                    let e = seen.groups.entry((pk, group)).or_insert_with(|| (String::new(), now));
-                    if sk > e.0 {
-                        *e = (sk, now);
-                    }
-                }
-            }
-            *it = got.next_shard_iterator().map(str::to_string);
-        }
-        if busy {
-            shared.changed.notify_waiters();
-        } else {
             tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        note(&shared, &batch.records);
+        reader.done(batch);
+        shared.changed.notify_waiters();
+    }
+}
+
+/// Notes the new images of `records` in `shared.seen`, as arrived now.
+fn note(shared: &Shared, records: &[aws_sdk_dynamodbstreams::types::Record]) {
+    let now = Instant::now();
+    let mut seen = shared.seen.lock().expect("not poisoned");
+    for image in records.iter().filter_map(|r| r.dynamodb()?.new_image()) {
+        let s = |k: &str| match image.get(k) {
+            Some(AttributeValue::S(v)) => Some(v.clone()),
+            _ => None,
+        };
+        if let Some(id) = s("message_uuid") {
+            seen.messages.entry(id).or_insert(now);
+        } else if let (Some(pk), Some(group), Some(sk)) = (s("pk"), s("message_group_uuid"), s("sk")) {
+            let e = seen.groups.entry((pk, group)).or_insert_with(|| (String::new(), now));
+            if sk > e.0 {
+                *e = (sk, now);
+            }
         }
     }
+}
+
+/// The figures, in milliseconds: nearest-rank percentiles of `lags`.
+fn figures(mut lags: Vec<Duration>, raw: bool) -> serde_json::Value {
+    lags.sort();
+    let pct = |p: f64| lags[((lags.len() as f64 * p).ceil() as usize).clamp(1, lags.len()) - 1].as_secs_f64() * 1000.0;
+    let ms = |p: f64| pct(p).round() as u64;
+    serde_json::json!({
+        "messages": lags.len(),
+        "p50_ms": ms(0.5),
+        "p95_ms": ms(0.95),
+        "p99_ms": ms(0.99),
+        "max_ms": ms(1.0),
+        "raw": raw,
+    })
 }
 
 fn main() -> ExitCode {
@@ -132,11 +136,12 @@ fn main() -> ExitCode {
         let streams = ddb_core::stream::worker::streams_client(&config, &ddb.target);
         let table = ddb_core::table::describe(&ddb).await?;
         let arn = table.latest_stream_arn().ok_or_else(|| anyhow::anyhow!("table {} has no stream", ddb.table))?.to_string();
+        let stream = ShardReader::new(&ddb, &streams, &arn, StartAt::Latest, Positions::new()).relist_every(Duration::from_secs(1));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let reader = tokio::spawn({
             let shared = shared.clone();
             async move {
-                let end = read_stream(streams, arn, shared.clone(), tx).await;
+                let end = read_stream(stream, shared.clone(), tx).await;
                 shared.changed.notify_waiters();
                 end
             }
@@ -198,17 +203,16 @@ fn main() -> ExitCode {
             Err(_) if reader.is_finished() => return Err(reader.await?.expect_err("the reader ends only on an error")),
             other => other?,
         };
-        let mut all: Vec<Duration> = lags.into_iter().flatten().collect();
-        all.sort();
-        let pct = |p: f64| all[((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1].as_secs_f64() * 1000.0;
-        println!(
-            "{} messages over {} conversations: lag p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-            all.len(),
-            args.groups,
-            pct(0.5),
-            pct(0.99),
-            pct(1.0)
-        );
+        let mut figures = figures(lags.into_iter().flatten().collect(), args.raw);
+        if args.json {
+            figures["groups"] = args.groups.into();
+            println!("{figures}");
+        } else {
+            println!(
+                "{} messages over {} conversations: lag p50 {} ms, p99 {} ms, max {} ms",
+                figures["messages"], args.groups, figures["p50_ms"], figures["p99_ms"], figures["max_ms"]
+            );
+        }
         Ok(())
     })
 }

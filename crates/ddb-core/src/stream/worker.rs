@@ -1,24 +1,26 @@
 //! The local runner of pattern E (`bin/ddb/stream-worker`): reads the table's stream the way
 //! Lambda's event source mapping does and feeds [`super::handle`].
 //!
-//! - Every shard of the stream, parents before children (a split's records stay in order).
+//! - Every shard of the stream, parents before children (a split's records stay in order), read
+//!   by [`super::shards::ShardReader`].
 //! - Where to start: the saved position of each shard; for a shard without one, TRIM_HORIZON or,
-//!   on the first start only, LATEST when asked.
+//!   on the first start only, LATEST when asked (for the shards there were then).
 //! - A batch's position is saved (to a file, atomically: write and rename) only after the handler
 //!   applied all of it; records that failed are retried, with backoff, before the shard moves on.
 //!   A kill between the two re-delivers the batch, which the handler makes harmless.
 //! - Stops cleanly when `shutdown` resolves (Ctrl-C): the batch in hand is finished and saved.
 
+use super::shards::{Batch, Positions, ShardReader};
 use super::{handle, EventKind, Record};
 use crate::error::{input, Error, Result};
 use crate::records::Item;
 use crate::target::Target;
 use crate::Ddb;
 use aws_config::SdkConfig;
-use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, OperationType, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, OperationType};
 use aws_sdk_dynamodbstreams::Client;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -78,27 +80,20 @@ pub struct Totals {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Saved {
     stream_arn: String,
-    shards: BTreeMap<String, ShardPos>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct ShardPos {
-    /// Sequence number of the last record applied.
-    last: Option<String>,
-    /// The shard is closed and fully read.
-    done: bool,
+    shards: Positions,
 }
 
 impl Saved {
-    fn load(path: &PathBuf, arn: &str) -> Result<Saved> {
+    /// The saved positions of stream `arn`: none when the file is missing or was another stream's.
+    fn load(path: &PathBuf, arn: &str) -> Result<Positions> {
         match std::fs::read(path) {
             Ok(bytes) => {
                 let saved: Saved = serde_json::from_slice(&bytes)
                     .map_err(|e| input(format!("the worker's state file {} is not readable ({e}); delete it to start over", path.display())))?;
                 // Another stream (the table was recreated, or DynamoDB Local restarted): start over.
-                Ok(if saved.stream_arn == arn { saved } else { Saved { stream_arn: arn.into(), ..Saved::default() } })
+                Ok(if saved.stream_arn == arn { saved.shards } else { Positions::new() })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Saved { stream_arn: arn.into(), ..Saved::default() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Positions::new()),
             Err(e) => Err(input(format!("cannot read the worker's state file {}: {e}", path.display()))),
         }
     }
@@ -128,18 +123,6 @@ fn convert(r: &aws_sdk_dynamodbstreams::types::Record) -> Option<Record> {
     };
     let d = r.dynamodb()?;
     Some(Record { sequence_number: d.sequence_number()?.to_string(), kind, new_image: d.new_image().map(convert_image) })
-}
-
-fn sdk<'a, E, R>(ddb: &'a Ddb, op: &'static str) -> impl Fn(aws_sdk_dynamodb::error::SdkError<E, R>) -> Error + 'a
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    move |e| {
-        let mut ctx = ddb.ctx(op);
-        ctx.service = "DynamoDB Streams";
-        Error::from_sdk(e, &ctx)
-    }
 }
 
 /// The table's stream ARN; waits for the table when asked.
@@ -177,20 +160,24 @@ async fn stream_arn<S: Future>(
 /// the table is dropped and created again (a new stream), the worker follows the new stream.
 pub async fn run<S: Future>(ddb: &Ddb, streams: &Client, opts: &WorkerOptions, shutdown: S, report: &dyn Fn(Event)) -> Result<Totals> {
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut totals = Totals::default();
+    let mut worker = Worker { ddb, opts, report, totals: Totals::default(), attempt: 0 };
     let mut start_at = opts.start_at;
     loop {
         let Some(arn) = stream_arn(ddb, opts, &mut shutdown, report).await? else {
-            return Ok(totals);
+            return Ok(worker.totals);
         };
-        match follow(ddb, streams, opts, start_at, &arn, &mut shutdown, report, &mut totals).await {
-            Ok(Flow::Stopped) => return Ok(totals),
+        let positions = Saved::load(&opts.state, &arn)?;
+        // LATEST only on the first start: later, a shard without a position is one to read whole.
+        let from = if positions.is_empty() { start_at } else { StartAt::TrimHorizon };
+        let reader = ShardReader::new(ddb, streams, &arn, from, positions).relist_every(RELIST);
+        match worker.follow(reader, &mut shutdown).await {
+            Ok(Flow::Stopped) => return Ok(worker.totals),
             // In the background (--wait-for-table), a server that went away or throttles is
             // waited for; the saved position makes the restart cheap.
             Err(e) if opts.wait_for_table && e.is_transient() => {
                 report(Event::Note(format!("{e}; trying again in 2 s")));
                 tokio::select! {
-                    _ = shutdown.as_mut() => return Ok(totals),
+                    _ = shutdown.as_mut() => return Ok(worker.totals),
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
             }
@@ -204,7 +191,10 @@ pub async fn run<S: Future>(ddb: &Ddb, streams: &Client, opts: &WorkerOptions, s
     }
 }
 
-/// Why [`follow`] returned.
+/// How often the shards are listed again, and the table checked for a new stream.
+const RELIST: Duration = Duration::from_secs(5);
+
+/// Why [`Worker::follow`] returned.
 enum Flow {
     Stopped,
     StreamChanged,
@@ -219,134 +209,77 @@ async fn same_stream(ddb: &Ddb, arn: &str) -> Result<bool> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn follow<S: Future>(
-    ddb: &Ddb,
-    streams: &Client,
-    opts: &WorkerOptions,
-    start_at: StartAt,
-    arn: &str,
-    shutdown: &mut std::pin::Pin<&mut S>,
-    report: &dyn Fn(Event),
-    totals: &mut Totals,
-) -> Result<Flow> {
-    let mut saved = Saved::load(&opts.state, arn)?;
-    let first_run = saved.shards.is_empty();
-    // Open iterators, by shard.
-    let mut iters: BTreeMap<String, String> = BTreeMap::new();
-    let mut backoff_attempt = 0u32;
-    let mut shards = Vec::new();
-    let mut described: Option<std::time::Instant> = None;
-    loop {
-        // Shards: all pages of DescribeStream, again every few seconds and when a shard closed.
-        if described.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
-            if described.is_some() && !same_stream(ddb, arn).await? {
-                return Ok(Flow::StreamChanged);
-            }
-            shards.clear();
-            described = Some(std::time::Instant::now());
-            let mut start: Option<String> = None;
-            loop {
-                let d = streams
-                    .describe_stream()
-                    .stream_arn(arn)
-                    .set_exclusive_start_shard_id(start.clone())
-                    .send()
-                    .await
-                    .map_err(sdk(ddb, "DescribeStream"))?;
-                let desc = d.stream_description().ok_or_else(|| input("DescribeStream returned no description"))?;
-                shards.extend(desc.shards().iter().cloned());
-                match desc.last_evaluated_shard_id() {
-                    Some(id) => start = Some(id.to_string()),
-                    None => break,
+/// What stays the same over the streams the worker follows.
+struct Worker<'a> {
+    ddb: &'a Ddb,
+    opts: &'a WorkerOptions,
+    report: &'a dyn Fn(Event),
+    totals: Totals,
+    /// Failed attempts in a row, for the backoff.
+    attempt: u32,
+}
+
+impl Worker<'_> {
+    /// Hands out `reader`'s batches to the handler until `shutdown` resolves or the table gets
+    /// another stream. A batch's position is saved once all of it was applied; a batch that failed
+    /// comes again after a backoff.
+    async fn follow<S: Future>(&mut self, mut reader: ShardReader, shutdown: &mut std::pin::Pin<&mut S>) -> Result<Flow> {
+        let mut checked = std::time::Instant::now();
+        loop {
+            if checked.elapsed() > RELIST {
+                if !same_stream(self.ddb, reader.arn()).await? {
+                    return Ok(Flow::StreamChanged);
                 }
+                checked = std::time::Instant::now();
             }
-        }
-        let known: std::collections::HashSet<String> = shards.iter().filter_map(|s| s.shard_id().map(str::to_string)).collect();
-        let mut busy = false;
-        for shard in &shards {
-            let Some(id) = shard.shard_id() else { continue };
-            let pos = saved.shards.get(id).cloned().unwrap_or_default();
-            if pos.done {
-                continue;
-            }
-            // A child waits until its parent is read to the end.
-            if let Some(parent) = shard.parent_shard_id() {
-                if known.contains(parent) && !saved.shards.get(parent).is_some_and(|p| p.done) {
-                    continue;
-                }
-            }
-            if !iters.contains_key(id) {
-                let mut req = streams.get_shard_iterator().stream_arn(arn).shard_id(id);
-                req = match (&pos.last, start_at) {
-                    (Some(seq), _) => req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(seq),
-                    (None, StartAt::Latest) if first_run => req.shard_iterator_type(ShardIteratorType::Latest),
-                    (None, _) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
-                };
-                let it = req.send().await.map_err(sdk(ddb, "GetShardIterator"))?;
-                match it.shard_iterator() {
-                    Some(i) => iters.insert(id.to_string(), i.to_string()),
-                    None => continue,
-                };
-            }
-            let iterator = iters[id].clone();
-            let got = match streams.get_records().shard_iterator(&iterator).limit(1000).send().await {
-                Ok(g) => g,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_expired_iterator_exception()) => {
-                    iters.remove(id);
-                    busy = true;
-                    continue;
-                }
-                Err(e) => return Err(sdk(ddb, "GetRecords")(e)),
-            };
-            let records: Vec<Record> = got.records().iter().filter_map(convert).collect();
-            if !records.is_empty() {
-                busy = true;
-                let outcome = handle(ddb, &records).await;
-                report(Event::Batch(&outcome));
-                for note in &outcome.notes {
-                    report(Event::Note(note.clone()));
-                }
-                totals.records += records.len() as u64;
-                totals.moved += outcome.moved;
-                if !outcome.failed.is_empty() {
-                    // The same iterator again after a pause (it stays valid for 15 minutes and
-                    // returns the same records); the handler makes the repeat harmless.
-                    totals.retries += 1;
-                    for e in &outcome.errors {
-                        report(Event::Note(format!("{e}; retrying")));
+            match reader.next().await? {
+                Some(batch) => {
+                    if self.apply(&batch).await {
+                        reader.done(batch);
+                        self.store(&reader)?;
                     }
-                    tokio::time::sleep(crate::write::backoff(backoff_attempt)).await;
-                    backoff_attempt += 1;
-                    continue;
+                    if futures::poll!(shutdown.as_mut()).is_ready() {
+                        break;
+                    }
                 }
-                backoff_attempt = 0;
-                let entry = saved.shards.entry(id.to_string()).or_default();
-                entry.last = records.last().map(|r| r.sequence_number.clone());
-            }
-            match got.next_shard_iterator() {
-                Some(next) => {
-                    iters.insert(id.to_string(), next.to_string());
-                }
-                None => {
-                    saved.shards.entry(id.to_string()).or_default().done = true;
-                    iters.remove(id);
-                    described = None;
-                }
-            }
-            if !records.is_empty() || got.next_shard_iterator().is_none() {
-                saved.store(&opts.state)?;
+                None => tokio::select! {
+                    _ = shutdown.as_mut() => break,
+                    _ = tokio::time::sleep(self.opts.idle) => {}
+                },
             }
         }
-        if !busy {
-            tokio::select! {
-                _ = shutdown.as_mut() => break,
-                _ = tokio::time::sleep(opts.idle) => {}
-            }
-        } else if futures::poll!(shutdown.as_mut()).is_ready() {
-            break;
-        }
+        self.store(&reader)?;
+        Ok(Flow::Stopped)
     }
-    saved.store(&opts.state)?;
-    Ok(Flow::Stopped)
+
+    /// Applies `batch`; true when all of it was applied. After a failure, waits the backoff first.
+    async fn apply(&mut self, batch: &Batch) -> bool {
+        let records: Vec<Record> = batch.records.iter().filter_map(convert).collect();
+        if records.is_empty() {
+            return true;
+        }
+        let outcome = handle(self.ddb, &records).await;
+        (self.report)(Event::Batch(&outcome));
+        for note in &outcome.notes {
+            (self.report)(Event::Note(note.clone()));
+        }
+        self.totals.records += records.len() as u64;
+        self.totals.moved += outcome.moved;
+        if outcome.failed.is_empty() {
+            self.attempt = 0;
+            return true;
+        }
+        // The same iterator again after a pause; the handler makes the repeat harmless.
+        self.totals.retries += 1;
+        for e in &outcome.errors {
+            (self.report)(Event::Note(format!("{e}; retrying")));
+        }
+        tokio::time::sleep(crate::write::backoff(self.attempt)).await;
+        self.attempt += 1;
+        false
+    }
+
+    fn store(&self, reader: &ShardReader) -> Result<()> {
+        Saved { stream_arn: reader.arn().to_string(), shards: reader.positions().clone() }.store(&self.opts.state)
+    }
 }
