@@ -590,7 +590,8 @@ pub async fn run(ddb: &Ddb, plan: &SeedPlan, opts: WriteOptions, progress: &dyn 
     phases.finish(result)
 }
 
-/// Seeds of this many items on DynamoDB Local get their rate watched (see [`watch_local_rate`]).
+/// Seeds of this many items on DynamoDB Local get their rate watched: a rate that collapses is
+/// reported through [`Progress::note`], with how to reset the server.
 pub const SLOW_LOCAL_WATCH_FROM: u64 = 20_000;
 
 /// The progress of one run: phases with their start, items done in the current one.

@@ -17,7 +17,7 @@
 //! nothing, and the caller decides how long to wait.
 
 use super::worker::StartAt;
-use crate::error::{input, Error, Result};
+use crate::error::{Error, Result};
 use crate::Ddb;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use aws_sdk_dynamodbstreams::Client;
@@ -180,7 +180,7 @@ impl ShardReader {
                 .send()
                 .await
                 .map_err(sdk(&self.ddb, "DescribeStream"))?;
-            let desc = d.stream_description.ok_or_else(|| input("DescribeStream returned no description"))?;
+            let desc = d.stream_description.ok_or_else(|| Error::Protocol("DescribeStream returned no description".into()))?;
             shards.extend(desc.shards.unwrap_or_default().into_iter().filter_map(|s| Some(Listed { id: s.shard_id?, parent: s.parent_shard_id })));
             match desc.last_evaluated_shard_id {
                 Some(id) => start = Some(id),

@@ -94,12 +94,12 @@ impl Saved {
                 Ok(if saved.stream_arn == arn { saved.shards } else { Positions::new() })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Positions::new()),
-            Err(e) => Err(input(format!("cannot read the worker's state file {}: {e}", path.display()))),
+            Err(e) => Err(Error::io(format!("cannot read the worker's state file {}", path.display()), e)),
         }
     }
 
     fn store(&self, path: &PathBuf) -> Result<()> {
-        let fail = |e: std::io::Error| input(format!("cannot write the worker's state file {}: {e}", path.display()));
+        let fail = |e: std::io::Error| Error::io(format!("cannot write the worker's state file {}", path.display()), e);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(fail)?;
         }

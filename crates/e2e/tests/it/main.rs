@@ -7,6 +7,7 @@
 //! - `seed`: the course seed, bad inputs, re-runs, crashes and scale mode.
 //! - `patterns`: access patterns A-D and their scripts.
 //! - `stream`: pattern E, the handler and the stream worker.
+//! - `shards`: the stream shard reader that the worker and bench-tools' stream-lag share.
 //! - `lambda`: the messaging-stream bootstrap under the Lambda Runtime API emulator, on real stream
 //!   records; bin/lambda/build's provided.al2023 zip and its glibc.
 //! - `cognito`: list-users and update_cognito_user_ids against moto and Postgres.
@@ -25,5 +26,6 @@ mod patterns;
 mod reliability;
 mod robust;
 mod seed;
+mod shards;
 mod stream;
 mod tables;

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use ddb_core::stream::shards::{Positions, ShardReader};
 use ddb_core::stream::worker::{streams_client, StartAt};
 use ddb_core::table::Billing;
-use ddb_core::target::{sdk_config, Target, TargetArgs};
+use ddb_core::target::{sdk_config, Settings, Target};
 use e2e::{block_on, table_name, DynamoLocal};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ struct Stream {
 
 async fn stream(server: &DynamoLocal) -> Stream {
     let target = Target::Endpoint(server.endpoint.clone());
-    let config = sdk_config(&target, &TargetArgs::default()).await;
+    let config = sdk_config(&target, &Settings::default()).await;
     let ddb = ddb_core::Ddb::new(&config, &target, &table_name("shards"));
     let table = ddb_core::table::create(&ddb, Billing::OnDemand, Duration::from_secs(30)).await.unwrap();
     let arn = table.latest_stream_arn().expect("a stream").to_string();
