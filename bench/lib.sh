@@ -4,6 +4,7 @@ BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$BENCH_ROOT/bin/local/lib.sh"
 BASELINE="${BASELINE:-$BENCH_ROOT/../shared/baseline}"
 BENCH_VENV="$STATE/venv"
+BENCH_TARGET="${CARGO_TARGET_DIR:-$BENCH_ROOT/target}"
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1 AWS_REGION=us-east-1
 
 # bench_venv: the baselines' Python packages (AWS CLI, boto3, psycopg, matplotlib), installed once.
@@ -49,12 +50,8 @@ end_pid() {
 # Every server a bench starts is stopped when it exits: those of fresh_server by pid, those that
 # bench/fresh-server starts for hyperfine by their pid files.
 SERVERS=() PIDFILES=()
-stop_servers() {
-  local f p
-  for f in "${PIDFILES[@]}"; do [ -f "$f" ] && SERVERS+=("$(cat "$f")"); rm -f "$f"; done
-  for p in "${SERVERS[@]}"; do end_pid "$p"; done
-  SERVERS=() PIDFILES=()
-}
+stop_each() { local f; for f in "${PIDFILES[@]}"; do [ -f "$f" ] && end_pid "$(cat "$f")"; rm -f "$f"; done; }
+stop_servers() { local p; stop_each; for p in "${SERVERS[@]}"; do end_pid "$p"; done; SERVERS=(); }
 trap stop_servers EXIT
 
 # start_server PORT: a new in-memory DynamoDB Local on PORT (SPEC.md: every measurement gets its
@@ -81,7 +78,7 @@ stop_server() { end_pid "$SERVER_PID"; unset AWS_ENDPOINT_URL; }
 
 # fresh_each [--no-table]: a fresh server for every timed run: picks a port, sets EP (and
 # AWS_ENDPOINT_URL) and PREPARE, hyperfine's --prepare that replaces the server on that port
-# (bench/fresh-server); the last one is stopped at exit.
+# (bench/fresh-server); stop_each stops the last one, as the exit does.
 fresh_each() {
   local port; port=$(free_port)
   EP="http://127.0.0.1:$port"
@@ -96,12 +93,17 @@ run_quiet() { "$@" >/dev/null 2>"$STATE/bench-last.err" || { cat "$STATE/bench-l
 # q ARGS...: ARGS quoted as one command line, for hyperfine (with or without its shell).
 q() { local s; s=$(printf '%q ' "$@"); printf '%s' "${s% }"; }
 
+# need_hyperfine: stops with how to install hyperfine when it is missing; there is no other clock.
+need_hyperfine() {
+  command -v hyperfine >/dev/null 2>&1 ||
+    die "hyperfine not found: bench/ times every command with it (Debian/Ubuntu: apt-get install hyperfine; elsewhere: cargo install --locked hyperfine)"
+}
+
 # hf NAME HYPERFINE-ARGS...: times commands with hyperfine (no timing code of our own: it runs,
 # warms up, repeats and prepares each run), its figures exported to $HF_OUT/NAME.json for fig.
 HF_OUT="$BENCH_ROOT/bench/out/hyperfine"
 hf() {
-  command -v hyperfine >/dev/null 2>&1 ||
-    die "hyperfine not found: bench/ times every command with it (Debian/Ubuntu: apt-get install hyperfine; elsewhere: cargo install --locked hyperfine)"
+  need_hyperfine
   local json="$HF_OUT/$1.json"; shift
   mkdir -p "$HF_OUT"
   : > "$STATE/bench-prepare.err"
@@ -114,6 +116,10 @@ hf() {
 # fig NAME COMMAND FIELD: a figure of hf NAME's JSON (bench/figures.py: median, mean, min, max,
 # cpu, runs), for COMMAND (its -n name, or its command line).
 fig() { python3 "$BENCH_ROOT/bench/figures.py" hyperfine "$HF_OUT/$1.json" "$2" "$3"; }
+
+# from_json FILE FIELD...: the median of each FIELD over the JSON objects of FILE, one a line (our
+# binaries' --json output).
+from_json() { python3 "$BENCH_ROOT/bench/figures.py" lines "$@"; }
 
 # calc FORMAT EXPR: the arithmetic EXPR of numbers, printed with printf's FORMAT.
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
