@@ -139,28 +139,3 @@ result() { [ -z "${BENCH_RESULTS:-}" ] || printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' 
 
 # cpu_seconds PID: the user + system CPU time that process PID has used so far, in seconds.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
-
-# (old timing code, removed once every bench times with hyperfine)
-# seconds CMD...: runs CMD (output discarded) and prints its wall time in seconds. The clock is
-# bash's own $EPOCHREALTIME: reading it with `date` would start two more processes, about 2 ms,
-# which is a fifth of a 10 ms command.
-seconds() {
-  local s e
-  s=$EPOCHREALTIME
-  run_quiet "$@"
-  e=$EPOCHREALTIME
-  awk -v s="${s/,/.}" -v e="${e/,/.}" 'BEGIN { printf "%.4f", e - s }'
-}
-# wall_cpu CMD...: runs CMD (output discarded) and prints "WALL CPU": its wall time and the user +
-# system CPU time it used, in seconds.
-wall_cpu() {
-  run_quiet /usr/bin/time -f '%e %U %S' -o "$STATE/bench-time" "$@"
-  awk '{ printf "%.3f %.2f", $1, $2 + $3 }' "$STATE/bench-time"
-}
-
-# median_seconds RUNS CMD...: the median wall time of RUNS runs of CMD.
-median_seconds() {
-  local runs=$1; shift
-  for _ in $(seq "$runs"); do seconds "$@"; echo; done | sort -n |
-    awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
-}
