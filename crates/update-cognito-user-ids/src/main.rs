@@ -63,7 +63,8 @@ fn main() -> ExitCode {
         let report = cognito::sync(&mut db, url, &map, args.dry_run).await?;
         let pg_secs = started.elapsed().as_secs_f64();
         if args.json {
-            return Ok(outln!("{}", json_report(&report, cognito_secs, pg_secs, args.dry_run))?);
+            outln!("{}", json_report(&report, cognito_secs, pg_secs, args.dry_run))?;
+            return Ok(());
         }
         let verb = if args.dry_run { "would change" } else { "changed" };
         for (handle, before, after) in &report.changed {
