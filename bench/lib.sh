@@ -109,7 +109,7 @@ hf() {
   : > "$STATE/bench-prepare.err"
   hyperfine --style none --export-json "$json" "$@" >&2 || {
     [ -s "$STATE/bench-prepare.err" ] && cat "$STATE/bench-prepare.err" >&2
-    die "hyperfine stopped: a command above failed (run it by hand to see its error)"
+    die "hyperfine stopped: one of its commands failed (run it by hand to see why): hyperfine $*"
   }
 }
 
