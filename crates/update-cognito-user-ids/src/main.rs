@@ -24,12 +24,18 @@ struct Args {
     /// Change nothing; print what would change
     #[arg(long)]
     dry_run: bool,
+    /// Print only one JSON object on stdout: {"changed": N, "unchanged": N, "unmatched": [..],
+    /// "still_mock": [..], "cognito_seconds": S, "postgres_seconds": S, "dry_run": B}
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
     let args: Args = cli::parse_cognito_args();
     cli::main(1, async move {
-        outln!("== db-update-cognito-user-ids")?;
+        if !args.json {
+            outln!("== db-update-cognito-user-ids")?;
+        }
         let pool = cognito::pool_id(args.user_pool_id.as_deref())?;
         let url = &args.pg.connection_url;
         // Postgres first: a database that is not there fails before anything is read or changed.
@@ -39,15 +45,24 @@ fn main() -> ExitCode {
         let users = cognito::list_users(&client, &pool, &label).await?;
         let cognito_secs = started.elapsed().as_secs_f64();
         let (map, skipped) = cognito::handle_map(&users);
-        for (handle, sub) in &map {
-            outln!("---- {handle} {sub}")?;
-        }
-        for (name, why) in &skipped {
-            outln!("skipped {name}: {why}")?;
+        if args.json {
+            // stdout holds the JSON alone; what was skipped still gets said, on stderr.
+            skipped.iter().for_each(|(name, why)| eprintln!("skipped {name}: {why}"));
+        } else {
+            for (handle, sub) in &map {
+                outln!("---- {handle} {sub}")?;
+            }
+            for (name, why) in &skipped {
+                outln!("skipped {name}: {why}")?;
+            }
         }
         let started = std::time::Instant::now();
         let report = cognito::sync(&mut db, url, &map, args.dry_run).await?;
         let pg_secs = started.elapsed().as_secs_f64();
+        if args.json {
+            outln!("{}", json_report(&report, cognito_secs, pg_secs, args.dry_run))?;
+            return Ok(());
+        }
         let verb = if args.dry_run { "would change" } else { "changed" };
         for (handle, before, after) in &report.changed {
             outln!("{verb} {handle}: {before} -> {after}")?;
@@ -67,4 +82,31 @@ fn main() -> ExitCode {
         }
         Ok(())
     })
+}
+
+/// The report of `--json`, one line (written here: this crate has no JSON library of its own).
+fn json_report(report: &cognito::SyncReport, cognito_secs: f64, pg_secs: f64, dry_run: bool) -> String {
+    let list = |v: &[String]| v.iter().map(|s| json_string(s)).collect::<Vec<_>>().join(",");
+    format!(
+        r#"{{"changed":{},"unchanged":{},"unmatched":[{}],"still_mock":[{}],"cognito_seconds":{cognito_secs:.6},"postgres_seconds":{pg_secs:.6},"dry_run":{dry_run}}}"#,
+        report.changed.len(),
+        report.unchanged,
+        list(&report.unmatched),
+        list(&report.still_mock)
+    )
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::from('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
