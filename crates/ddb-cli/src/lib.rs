@@ -105,6 +105,15 @@ pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line of JSON on stdout: the machine-readable output of `--json` (bench/ reads it).
+pub fn print_json_line(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, v)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
 /// The course's trailing `prod` word, as the last positional argument of a script.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Prod {

@@ -129,14 +129,57 @@ pub fn handle_map(users: &[CognitoUser]) -> (BTreeMap<String, String>, Vec<(Stri
 /// What the sync changed (or, in a dry run, would change).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SyncReport {
-    /// `(handle, old cognito_user_id, new)` for every row that changed.
-    pub changed: Vec<(String, String, String)>,
+    /// Every row that changed, by handle.
+    pub changed: Vec<Change>,
     /// Rows that already held their sub.
     pub unchanged: u64,
     /// Cognito handles with no row in `users`.
     pub unmatched: Vec<String>,
     /// Handles whose row still holds `MOCK` afterwards.
     pub still_mock: Vec<String>,
+}
+
+/// One row's change of `cognito_user_id`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Change {
+    /// `users.handle`.
+    pub handle: String,
+    /// The old value (`None` for NULL).
+    pub before: Option<String>,
+    /// The new value: the user's `sub`.
+    pub after: String,
+}
+
+/// A whole run of the sync: the pool read, Postgres updated, each timed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncRun {
+    /// What changed in Postgres.
+    #[serde(flatten)]
+    pub report: SyncReport,
+    /// The pool's `{handle: sub}` map that was applied.
+    pub map: BTreeMap<String, String>,
+    /// Users of the pool left out, with why (see [`handle_map`]).
+    pub skipped: Vec<(String, String)>,
+    /// Seconds spent reading the pool.
+    pub cognito_seconds: f64,
+    /// Seconds spent in Postgres (the statement and the transaction).
+    pub postgres_seconds: f64,
+    /// Nothing was written.
+    pub dry_run: bool,
+}
+
+/// Reads every user of `pool` and sets their `sub` in the `users` table at `pg_url` (see
+/// [`sync`]). Postgres is connected first: a database that is not there fails before anything
+/// is read or changed.
+pub async fn sync_pool(client: &Client, pool: &str, label: &str, pg_url: &str, dry_run: bool) -> Result<SyncRun> {
+    let mut db = crate::pg::connect(pg_url).await?;
+    let started = std::time::Instant::now();
+    let users = list_users(client, pool, label).await?;
+    let cognito_seconds = started.elapsed().as_secs_f64();
+    let (map, skipped) = handle_map(&users);
+    let started = std::time::Instant::now();
+    let report = sync(&mut db, pg_url, &map, dry_run).await?;
+    Ok(SyncRun { report, map, skipped, cognito_seconds, postgres_seconds: started.elapsed().as_secs_f64(), dry_run })
 }
 
 /// Sets `users.cognito_user_id` from `map` in one transaction with one UPDATE over the whole map;
@@ -159,7 +202,7 @@ pub async fn sync(db: &mut tokio_postgres::Client, url: &str, map: &BTreeMap<Str
         )
         .await
         .map_err(pg)?;
-    let mut report = SyncReport { changed: rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect(), ..SyncReport::default() };
+    let mut report = SyncReport { changed: rows.iter().map(|r| Change { handle: r.get(0), before: r.get(1), after: r.get(2) }).collect(), ..SyncReport::default() };
     report.changed.sort();
     let matched: i64 = tx.query_one("SELECT count(*) FROM public.users WHERE handle = ANY($1)", &[&handles]).await.map_err(pg)?.get(0);
     report.unchanged = (matched as u64).saturating_sub(report.changed.len() as u64);

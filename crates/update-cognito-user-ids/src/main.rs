@@ -24,8 +24,8 @@ struct Args {
     /// Change nothing; print what would change
     #[arg(long)]
     dry_run: bool,
-    /// Print only one JSON object on stdout: {"changed": N, "unchanged": N, "unmatched": [..],
-    /// "still_mock": [..], "cognito_seconds": S, "postgres_seconds": S, "dry_run": B}
+    /// Print only one JSON object on stdout: changed ([{handle, before, after}]), unchanged,
+    /// unmatched, still_mock, map, skipped, cognito_seconds, postgres_seconds, dry_run
     #[arg(long)]
     json: bool,
 }
@@ -33,46 +33,34 @@ struct Args {
 fn main() -> ExitCode {
     let args: Args = cli::parse_cognito_args();
     cli::main(1, async move {
-        if !args.json {
-            outln!("== db-update-cognito-user-ids")?;
-        }
         let pool = cognito::pool_id(args.user_pool_id.as_deref())?;
-        let url = &args.pg.connection_url;
-        // Postgres first: a database that is not there fails before anything is read or changed.
-        let mut db = pg::connect(url).await?;
         let (client, label) = args.target.cognito().await?;
-        let started = std::time::Instant::now();
-        let users = cognito::list_users(&client, &pool, &label).await?;
-        let cognito_secs = started.elapsed().as_secs_f64();
-        let (map, skipped) = cognito::handle_map(&users);
+        let url = &args.pg.connection_url;
+        let run = cognito::sync_pool(&client, &pool, &label, url, args.dry_run).await?;
         if args.json {
-            // stdout holds the JSON alone; what was skipped still gets said, on stderr.
-            skipped.iter().for_each(|(name, why)| eprintln!("skipped {name}: {why}"));
-        } else {
-            for (handle, sub) in &map {
-                outln!("---- {handle} {sub}")?;
-            }
-            for (name, why) in &skipped {
-                outln!("skipped {name}: {why}")?;
-            }
+            // stdout holds the JSON alone; what was skipped is in it, and said on stderr too.
+            run.skipped.iter().for_each(|(name, why)| eprintln!("skipped {name}: {why}"));
+            return cli::print_json_line(&run);
         }
-        let started = std::time::Instant::now();
-        let report = cognito::sync(&mut db, url, &map, args.dry_run).await?;
-        let pg_secs = started.elapsed().as_secs_f64();
-        if args.json {
-            outln!("{}", json_report(&report, cognito_secs, pg_secs, args.dry_run))?;
-            return Ok(());
+        outln!("== db-update-cognito-user-ids")?;
+        for (handle, sub) in &run.map {
+            outln!("---- {handle} {sub}")?;
         }
-        let verb = if args.dry_run { "would change" } else { "changed" };
-        for (handle, before, after) in &report.changed {
-            outln!("{verb} {handle}: {before} -> {after}")?;
+        for (name, why) in &run.skipped {
+            outln!("skipped {name}: {why}")?;
+        }
+        let (report, verb) = (&run.report, if args.dry_run { "would change" } else { "changed" });
+        for c in &report.changed {
+            outln!("{verb} {}: {} -> {}", c.handle, c.before.as_deref().unwrap_or("NULL"), c.after)?;
         }
         outln!(
-            "{} row(s) {verb}, {} already up to date, in database {}{} (cognito {cognito_secs:.3} s, postgres {pg_secs:.3} s)",
+            "{} row(s) {verb}, {} already up to date, in database {}{} (cognito {:.3} s, postgres {:.3} s)",
             report.changed.len(),
             report.unchanged,
             pg::redact(url),
-            if args.dry_run { " (dry run: nothing was written)" } else { "" }
+            if args.dry_run { " (dry run: nothing was written)" } else { "" },
+            run.cognito_seconds,
+            run.postgres_seconds
         )?;
         if !report.unmatched.is_empty() {
             outln!("{} Cognito handle(s) with no row in users: {}", report.unmatched.len(), report.unmatched.join(", "))?;
@@ -82,31 +70,4 @@ fn main() -> ExitCode {
         }
         Ok(())
     })
-}
-
-/// The report of `--json`, one line (written here: this crate has no JSON library of its own).
-fn json_report(report: &cognito::SyncReport, cognito_secs: f64, pg_secs: f64, dry_run: bool) -> String {
-    let list = |v: &[String]| v.iter().map(|s| json_string(s)).collect::<Vec<_>>().join(",");
-    format!(
-        r#"{{"changed":{},"unchanged":{},"unmatched":[{}],"still_mock":[{}],"cognito_seconds":{cognito_secs:.6},"postgres_seconds":{pg_secs:.6},"dry_run":{dry_run}}}"#,
-        report.changed.len(),
-        report.unchanged,
-        list(&report.unmatched),
-        list(&report.still_mock)
-    )
-}
-
-/// `s` as a JSON string literal.
-fn json_string(s: &str) -> String {
-    let mut out = String::from('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
