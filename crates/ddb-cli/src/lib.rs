@@ -172,13 +172,39 @@ impl TargetArgs {
         }
         Ok(resolved.target)
     }
+}
 
-    /// A Cognito client at the resolved target, and the target's label for messages.
-    #[cfg(feature = "cognito")]
-    pub async fn cognito(&self) -> anyhow::Result<(aws_sdk_cognitoidentityprovider::Client, String)> {
-        let target = self.resolve(Service::Cognito, false)?;
-        let config = sdk_config(&target, &self.settings(false)).await;
-        Ok((ddb_core::cognito::client(&config, &target), target.label()))
+/// The flags of the scripts that read the Cognito user pool.
+#[cfg(feature = "cognito")]
+#[derive(clap::Args, Debug, Clone)]
+pub struct CognitoArgs {
+    /// Where requests go (Cognito's defaults: see [`parse_cognito_args`]).
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The pool (default: $AWS_COGNITO_USER_POOL_ID)
+    #[arg(long, value_name = "ID")]
+    pub user_pool_id: Option<String>,
+}
+
+/// A Cognito client at the resolved target, with the pool to read.
+#[cfg(feature = "cognito")]
+pub struct Cognito {
+    /// The SDK client.
+    pub client: aws_sdk_cognitoidentityprovider::Client,
+    /// The user pool id.
+    pub pool: String,
+    /// Where requests go, for messages.
+    pub label: String,
+}
+
+#[cfg(feature = "cognito")]
+impl CognitoArgs {
+    /// Checks the pool id (flag or variable), resolves the target and builds the client.
+    pub async fn connect(&self) -> anyhow::Result<Cognito> {
+        let pool = ddb_core::cognito::pool_id(self.user_pool_id.as_deref())?;
+        let target = self.target.resolve(Service::Cognito, false)?;
+        let config = sdk_config(&target, &self.target.settings(false)).await;
+        Ok(Cognito { client: ddb_core::cognito::client(&config, &target), pool, label: target.label() })
     }
 }
 

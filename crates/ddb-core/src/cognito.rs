@@ -202,7 +202,10 @@ pub async fn sync(db: &mut tokio_postgres::Client, url: &str, map: &BTreeMap<Str
         )
         .await
         .map_err(pg)?;
-    let mut report = SyncReport { changed: rows.iter().map(|r| Change { handle: r.get(0), before: r.get(1), after: r.get(2) }).collect(), ..SyncReport::default() };
+    let mut report = SyncReport {
+        changed: rows.iter().map(|r| Change { handle: r.get(0), before: r.get(1), after: r.get(2) }).collect(),
+        ..SyncReport::default()
+    };
     report.changed.sort();
     let matched: i64 = tx.query_one("SELECT count(*) FROM public.users WHERE handle = ANY($1)", &[&handles]).await.map_err(pg)?.get(0);
     report.unchanged = (matched as u64).saturating_sub(report.changed.len() as u64);

@@ -240,7 +240,11 @@ pub async fn create_message(ddb: &Ddb, group: Uuid, sender: &User, text: &str) -
     }
     if !members.iter().any(|r| r.owner_uuid == sender.uuid) {
         let names: Vec<&str> = members.iter().map(|r| r.user_handle.as_str()).collect();
-        return Err(input(format!("{} is not a member of conversation {group} (its members: {}); nothing was written", sender.handle, names.join(", "))));
+        return Err(input(format!(
+            "{} is not a member of conversation {group} (its members: {}); nothing was written",
+            sender.handle,
+            names.join(", ")
+        )));
     }
     let mut row = MessageRow {
         message_group_uuid: group,

@@ -200,7 +200,10 @@ pub async fn users(url: &str, handles: &[&str]) -> Result<Vec<User>> {
     let db = connect(url).await?;
     let wanted: Vec<String> = handles.iter().map(|h| h.to_string()).collect();
     let found = users_by_handle(&db, url, &wanted).await?;
-    handles.iter().map(|h| found.get(*h).cloned().ok_or_else(|| Error::NotFound(format!("no user with handle {h} in database {}", redact(url))))).collect()
+    handles
+        .iter()
+        .map(|h| found.get(*h).cloned().ok_or_else(|| Error::NotFound(format!("no user with handle {h} in database {}", redact(url)))))
+        .collect()
 }
 
 /// The users with these handles, by handle. Handles not in the table are simply absent.

@@ -52,7 +52,6 @@ pub struct User {
     pub handle: String,
 }
 
-
 /// One message: `pk = MSG#{message_group_uuid}`, `sk = created_at`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MessageRow {
@@ -135,37 +134,49 @@ impl Reader<'_> {
     }
 }
 
+/// `to_item` and `from_item` of a row type: the item layout of both row types, written once.
+/// The partition key is `$prefix` and the row's `$pk` uuid, the sort key its `$sk` time; the
+/// row's other uuid `$id` and who said what are plain string attributes.
+macro_rules! item_layout {
+    ($row:ident, $prefix:ident, $pk:ident, $sk:ident, $id:ident) => {
+        impl $row {
+            /// The item as stored.
+            pub fn to_item(&self) -> Item {
+                HashMap::from([
+                    (PK.into(), s(format!("{}{}", $prefix, self.$pk))),
+                    (SK.into(), s(format_ts(self.$sk))),
+                    (stringify!($id).into(), s(self.$id.to_string())),
+                    ("message".into(), s(self.message.clone())),
+                    ("user_uuid".into(), s(self.user_uuid.to_string())),
+                    ("user_display_name".into(), s(self.user_display_name.clone())),
+                    ("user_handle".into(), s(self.user_handle.clone())),
+                ])
+            }
+
+            /// Reads a stored row, naming the item and the attribute when it has another shape.
+            pub fn from_item(item: &Item) -> Result<Self> {
+                let r = Reader { item };
+                Ok($row {
+                    $pk: r.prefixed($prefix)?,
+                    $sk: r.ts(SK)?,
+                    $id: r.uuid(stringify!($id))?,
+                    message: r.str("message")?.to_string(),
+                    user_uuid: r.uuid("user_uuid")?,
+                    user_display_name: r.str("user_display_name")?.to_string(),
+                    user_handle: r.str("user_handle")?.to_string(),
+                })
+            }
+        }
+    };
+}
+
+item_layout!(MessageRow, MSG_PREFIX, message_group_uuid, created_at, message_uuid);
+item_layout!(MessageGroupRow, GRP_PREFIX, owner_uuid, last_message_at, message_group_uuid);
+
 impl MessageRow {
     /// The partition key of a conversation's messages.
     pub fn pk_of(group: Uuid) -> String {
         format!("{MSG_PREFIX}{group}")
-    }
-
-    /// The item as stored.
-    pub fn to_item(&self) -> Item {
-        HashMap::from([
-            (PK.into(), s(Self::pk_of(self.message_group_uuid))),
-            (SK.into(), s(format_ts(self.created_at))),
-            ("message_uuid".into(), s(self.message_uuid.to_string())),
-            ("message".into(), s(self.message.clone())),
-            ("user_uuid".into(), s(self.user_uuid.to_string())),
-            ("user_display_name".into(), s(self.user_display_name.clone())),
-            ("user_handle".into(), s(self.user_handle.clone())),
-        ])
-    }
-
-    /// Reads a stored message row.
-    pub fn from_item(item: &Item) -> Result<Self> {
-        let r = Reader { item };
-        Ok(MessageRow {
-            message_group_uuid: r.prefixed(MSG_PREFIX)?,
-            created_at: r.ts(SK)?,
-            message_uuid: r.uuid("message_uuid")?,
-            message: r.str("message")?.to_string(),
-            user_uuid: r.uuid("user_uuid")?,
-            user_display_name: r.str("user_display_name")?.to_string(),
-            user_handle: r.str("user_handle")?.to_string(),
-        })
     }
 }
 
@@ -173,33 +184,6 @@ impl MessageGroupRow {
     /// The partition key of a user's conversations.
     pub fn pk_of(owner: Uuid) -> String {
         format!("{GRP_PREFIX}{owner}")
-    }
-
-    /// The item as stored.
-    pub fn to_item(&self) -> Item {
-        HashMap::from([
-            (PK.into(), s(Self::pk_of(self.owner_uuid))),
-            (SK.into(), s(format_ts(self.last_message_at))),
-            ("message_group_uuid".into(), s(self.message_group_uuid.to_string())),
-            ("message".into(), s(self.message.clone())),
-            ("user_uuid".into(), s(self.user_uuid.to_string())),
-            ("user_display_name".into(), s(self.user_display_name.clone())),
-            ("user_handle".into(), s(self.user_handle.clone())),
-        ])
-    }
-
-    /// Reads a stored message-group row.
-    pub fn from_item(item: &Item) -> Result<Self> {
-        let r = Reader { item };
-        Ok(MessageGroupRow {
-            owner_uuid: r.prefixed(GRP_PREFIX)?,
-            last_message_at: r.ts(SK)?,
-            message_group_uuid: r.uuid("message_group_uuid")?,
-            message: r.str("message")?.to_string(),
-            user_uuid: r.uuid("user_uuid")?,
-            user_display_name: r.str("user_display_name")?.to_string(),
-            user_handle: r.str("user_handle")?.to_string(),
-        })
     }
 }
 

@@ -576,7 +576,13 @@ async fn put_new_conversations(ddb: &Ddb, plan: &SeedPlan, ks: &[u64]) -> Result
 /// `approve_replace` is asked before rows of an earlier seed are deleted (with their count); when
 /// it says no, nothing is changed and the run fails (the prod guard). An error after the first
 /// write is an [`Error::Stopped`] that says how far the run got.
-pub async fn run(ddb: &Ddb, plan: &SeedPlan, opts: WriteOptions, progress: &dyn Progress, approve_replace: &dyn Fn(u64) -> bool) -> Result<SeedReport> {
+pub async fn run(
+    ddb: &Ddb,
+    plan: &SeedPlan,
+    opts: WriteOptions,
+    progress: &dyn Progress,
+    approve_replace: &dyn Fn(u64) -> bool,
+) -> Result<SeedReport> {
     let phases = Phases::new(progress);
     let work = SEED_LOCK.hold(ddb, run_locked(ddb, plan, opts, &phases, approve_replace));
     let result = if ddb.target.is_local() && plan.total_items() >= SLOW_LOCAL_WATCH_FROM {
@@ -609,7 +615,15 @@ struct Phases<'a> {
 impl<'a> Phases<'a> {
     fn new(outer: &'a dyn Progress) -> Self {
         let now = Instant::now();
-        Phases { outer, current: Mutex::new(None), in_phase: AtomicU64::new(0), in_all: AtomicU64::new(0), started: now, clearing_from: Mutex::new(None), writing_from: Mutex::new(None) }
+        Phases {
+            outer,
+            current: Mutex::new(None),
+            in_phase: AtomicU64::new(0),
+            in_all: AtomicU64::new(0),
+            started: now,
+            clearing_from: Mutex::new(None),
+            writing_from: Mutex::new(None),
+        }
     }
 
     /// The run's report with its timings, or its error with how far it got.
@@ -624,7 +638,9 @@ impl<'a> Phases<'a> {
                 Ok(report)
             }
             (Err(e), None) => Err(e),
-            (Err(e), Some((phase, total, _))) => Err(Error::Stopped { source: Box::new(e), phase, done: self.in_phase.load(Ordering::Relaxed), total }),
+            (Err(e), Some((phase, total, _))) => {
+                Err(Error::Stopped { source: Box::new(e), phase, done: self.in_phase.load(Ordering::Relaxed), total })
+            }
         }
     }
 }
@@ -668,7 +684,7 @@ async fn watch_local_rate(phases: &Phases<'_>) -> std::convert::Infallible {
     }
 }
 
-async fn run_locked(ddb: &Ddb, plan: &SeedPlan, opts: WriteOptions, progress: &dyn Progress, approve_replace: &dyn Fn(u64) -> bool) -> Result<SeedReport> {
+async fn run_locked(ddb: &Ddb, plan: &SeedPlan, opts: WriteOptions, progress: &Phases<'_>, approve: &dyn Fn(u64) -> bool) -> Result<SeedReport> {
     let mut found = find_seed_group_rows(ddb, [&plan.me, &plan.other]).await?;
     // Message rows of a seed group exist only while its group rows do (see the module docs), so
     // the groups found above are enough; the first groups of this plan are checked as well, as a
@@ -685,7 +701,7 @@ async fn run_locked(ddb: &Ddb, plan: &SeedPlan, opts: WriteOptions, progress: &d
     }
     if old_messages + old_group_rows > 0 {
         let n = old_messages + old_group_rows;
-        if !approve_replace(n) {
+        if !approve(n) {
             return Err(input(format!(
                 "table {} at {} holds {n} rows of an earlier seed; not replacing them without confirmation: pass --yes, or run in a terminal and confirm",
                 ddb.table,

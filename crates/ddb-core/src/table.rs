@@ -117,13 +117,11 @@ pub async fn create(ddb: &Ddb, billing: Billing, max_wait: Duration) -> Result<T
     if let Some(t) = created.table_description.filter(|t| t.table_status() == Some(&TableStatus::Active)) {
         return Ok(t);
     }
-    let last = ddb
-        .client
-        .wait_until_table_exists()
-        .table_name(&ddb.table)
-        .wait(max_wait)
-        .await
-        .map_err(|e| Error::Timeout { what: format!("table {} was created but did not become ACTIVE", ddb.table), waited: max_wait, cause: Some(e.to_string()) })?;
+    let last = ddb.client.wait_until_table_exists().table_name(&ddb.table).wait(max_wait).await.map_err(|e| Error::Timeout {
+        what: format!("table {} was created but did not become ACTIVE", ddb.table),
+        waited: max_wait,
+        cause: Some(e.to_string()),
+    })?;
     match last.into_result().ok().and_then(|out| out.table) {
         Some(t) => Ok(t),
         None => describe(ddb).await,
@@ -139,12 +137,11 @@ pub async fn describe(ddb: &Ddb) -> Result<TableDescription> {
 /// Deletes the table and waits until it is gone.
 pub async fn delete(ddb: &Ddb, max_wait: Duration) -> Result<()> {
     ddb.client.delete_table().table_name(&ddb.table).send().await.map_err(|e| Error::from_sdk(e, &ddb.ctx("DeleteTable")))?;
-    ddb.client
-        .wait_until_table_not_exists()
-        .table_name(&ddb.table)
-        .wait(max_wait)
-        .await
-        .map_err(|e| Error::Timeout { what: format!("table {} is being deleted but was still there", ddb.table), waited: max_wait, cause: Some(e.to_string()) })?;
+    ddb.client.wait_until_table_not_exists().table_name(&ddb.table).wait(max_wait).await.map_err(|e| Error::Timeout {
+        what: format!("table {} is being deleted but was still there", ddb.table),
+        waited: max_wait,
+        cause: Some(e.to_string()),
+    })?;
     Ok(())
 }
 

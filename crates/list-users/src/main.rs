@@ -3,7 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, TargetArgs};
+use ddb_cli::{self as cli, CognitoArgs};
 use ddb_core::cognito;
 use std::process::ExitCode;
 
@@ -13,10 +13,7 @@ use std::process::ExitCode;
 #[command(version)]
 struct Args {
     #[command(flatten)]
-    target: TargetArgs,
-    /// The pool (default: $AWS_COGNITO_USER_POOL_ID)
-    #[arg(long, value_name = "ID")]
-    user_pool_id: Option<String>,
+    cognito: CognitoArgs,
     /// course: the users and the map as JSON; table: one line per user; map: only the map
     #[arg(long, value_enum, default_value_t = Output::Course)]
     output: Output,
@@ -32,9 +29,8 @@ enum Output {
 fn main() -> ExitCode {
     let args: Args = cli::parse_cognito_args();
     cli::main(1, async move {
-        let pool = cognito::pool_id(args.user_pool_id.as_deref())?;
-        let (client, label) = args.target.cognito().await?;
-        let users = cognito::list_users(&client, &pool, &label).await?;
+        let pool = args.cognito.connect().await?;
+        let users = cognito::list_users(&pool.client, &pool.pool, &pool.label).await?;
         let (map, skipped) = cognito::handle_map(&users);
         match args.output {
             Output::Course => {
@@ -54,7 +50,7 @@ fn main() -> ExitCode {
         for (name, why) in &skipped {
             eprintln!("skipped {name}: {why}");
         }
-        eprintln!("{} user(s) in pool {pool}", users.len());
+        eprintln!("{} user(s) in pool {}", users.len(), pool.pool);
         Ok(())
     })
 }

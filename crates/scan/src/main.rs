@@ -15,8 +15,6 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    #[command(flatten)]
-    ddb: DdbArgs,
     /// How items are printed
     #[arg(long, value_enum, default_value_t)]
     output: Output,
@@ -26,6 +24,8 @@ struct Args {
     /// Read with this many parallel scan segments
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     segments: u32,
+    #[command(flatten)]
+    ddb: DdbArgs,
 }
 
 #[derive(Clone, Copy, Default, clap::ValueEnum)]

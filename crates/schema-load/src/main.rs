@@ -23,8 +23,6 @@ enum Output {
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    #[command(flatten)]
-    ddb: DdbArgs,
     /// Pay per request instead of 5 RCU / 5 WCU provisioned capacity
     #[arg(long)]
     on_demand: bool,
@@ -34,6 +32,8 @@ struct Args {
     /// How long to wait for the table to become ACTIVE, in seconds
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     wait: u64,
+    #[command(flatten)]
+    ddb: DdbArgs,
 }
 
 fn main() -> ExitCode {

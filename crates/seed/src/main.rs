@@ -15,8 +15,6 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    #[command(flatten)]
-    ddb: DdbArgs,
     /// Conversation file of `Speaker: message` lines (default: the course's 24 lines)
     #[arg(long, value_name = "FILE")]
     conversation: Option<PathBuf>,
@@ -45,12 +43,15 @@ struct Args {
     /// output and for trying dates such as New Year
     #[arg(long, value_name = "TIMESTAMP", value_parser = |s: &str| records::parse_ts(s).map_err(|e| format!("not an RFC 3339 timestamp with an offset ({e})")))]
     now: Option<time::OffsetDateTime>,
+    #[command(flatten)]
+    ddb: DdbArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::main(2, async move {
-        let request = SeedRequest { conversation: args.conversation, speakers: args.speaker, messages: args.messages, groups: args.groups, now: args.now };
+        let request =
+            SeedRequest { conversation: args.conversation, speakers: args.speaker, messages: args.messages, groups: args.groups, now: args.now };
         let plan = request.plan(&args.pg.connection_url).await?;
         let ddb = args.ddb.connect().await?;
         table::describe(&ddb).await?;

@@ -15,8 +15,6 @@ use std::time::Duration;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    #[command(flatten)]
-    ddb: DdbArgs,
     /// Where shards without a saved position start
     #[arg(long, value_enum, default_value_t)]
     from: From,
@@ -32,6 +30,8 @@ struct Args {
     /// No line per batch
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    ddb: DdbArgs,
 }
 
 #[derive(Clone, Copy, Default, clap::ValueEnum)]

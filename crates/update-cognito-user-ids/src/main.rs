@@ -4,7 +4,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, outln, PgArgs, TargetArgs};
+use ddb_cli::{self as cli, outln, CognitoArgs, PgArgs};
 use ddb_core::{cognito, pg};
 use std::process::ExitCode;
 
@@ -15,12 +15,9 @@ use std::process::ExitCode;
 #[command(version)]
 struct Args {
     #[command(flatten)]
-    target: TargetArgs,
+    cognito: CognitoArgs,
     #[command(flatten)]
     pg: PgArgs,
-    /// The pool (default: $AWS_COGNITO_USER_POOL_ID)
-    #[arg(long, value_name = "ID")]
-    user_pool_id: Option<String>,
     /// Change nothing; print what would change
     #[arg(long)]
     dry_run: bool,
@@ -33,10 +30,9 @@ struct Args {
 fn main() -> ExitCode {
     let args: Args = cli::parse_cognito_args();
     cli::main(1, async move {
-        let pool = cognito::pool_id(args.user_pool_id.as_deref())?;
-        let (client, label) = args.target.cognito().await?;
+        let pool = args.cognito.connect().await?;
         let url = &args.pg.connection_url;
-        let run = cognito::sync_pool(&client, &pool, &label, url, args.dry_run).await?;
+        let run = cognito::sync_pool(&pool.client, &pool.pool, &pool.label, url, args.dry_run).await?;
         if args.json {
             // stdout holds the JSON alone; what was skipped is in it, and said on stderr too.
             run.skipped.iter().for_each(|(name, why)| eprintln!("skipped {name}: {why}"));
