@@ -26,8 +26,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::main(1, async move {
+    cli::run(1, |args: Args| async move {
         let ddb = args.ddb.connect().await?;
         let users = args.pg.users(&[&args.handle, &args.other_handle]).await?;
         let new = patterns::create_message_group(&ddb, &users[0], &users[1], &args.text).await?;

@@ -30,8 +30,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::main(1, async move {
+    cli::run(1, |args: Args| async move {
         let group = cli::parse_uuid("GROUP_UUID", &args.group)?;
         let ddb = args.ddb.connect().await?;
         let sender = args.pg.users(&[&args.handle]).await?.remove(0);

@@ -21,8 +21,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::main(1, async move {
+    cli::run(1, |args: Args| async move {
         let url = &args.connection_url;
         if args.check {
             let client = pg::connect(url).await?;

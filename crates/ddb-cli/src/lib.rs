@@ -64,6 +64,17 @@ where
     }
 }
 
+/// [`main`] for a body that takes the script's arguments: parses `A` (clap exits on bad usage,
+/// with 2) and runs `body(args)`.
+pub fn run<A: clap::Parser, F: Future<Output = anyhow::Result<()>>>(threads: usize, body: impl FnOnce(A) -> F) -> ExitCode {
+    main(threads, body(A::parse()))
+}
+
+/// [`run`] for the scripts that talk to Cognito (see [`parse_cognito_args`]).
+pub fn run_cognito<A: clap::Parser, F: Future<Output = anyhow::Result<()>>>(threads: usize, body: impl FnOnce(A) -> F) -> ExitCode {
+    main(threads, body(parse_cognito_args()))
+}
+
 /// The error's chain joined by ": ", down to the first library error: its text already names its
 /// cause, which would otherwise be printed twice.
 pub fn error_text(e: &anyhow::Error) -> String {
@@ -210,7 +221,7 @@ impl CognitoArgs {
 
 /// Parses the flags of a script that talks to Cognito: the shared target flags say Cognito's
 /// defaults (AWS, or its endpoint variables), not DynamoDB's.
-pub fn parse_cognito_args<T: clap::Parser>() -> T {
+fn parse_cognito_args<T: clap::Parser>() -> T {
     let cmd = T::command()
         .mut_arg("endpoint_url", |a| {
             a.help("Send requests to this endpoint (default: AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER or AWS_ENDPOINT_URL when set, else AWS)")

@@ -36,8 +36,7 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::main(1, async move {
+    cli::run(1, |args: Args| async move {
         let (group, prod) = cli::word_and_prod(&args.words, "GROUP_UUID")?;
         let group = group.map_or(Ok(COURSE_GROUP), |g| cli::parse_uuid("GROUP_UUID", &g))?;
         let page = args.page.page()?;

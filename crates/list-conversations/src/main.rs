@@ -41,8 +41,7 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::main(1, async move {
+    cli::run(1, |args: Args| async move {
         let (handle, prod) = cli::word_and_prod(&args.words, "HANDLE")?;
         let handle = handle.unwrap_or_else(|| COURSE_HANDLE.to_string());
         let page = args.page.page()?;

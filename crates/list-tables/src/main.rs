@@ -48,8 +48,7 @@ fn boxed(title: &str, rows: &[String]) -> String {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::main(1, async move {
+    cli::run(1, |args: Args| async move {
         let ddb = DdbFlags { target: args.target, table: table::TABLE_NAME.to_string() }.connect(args.prod.is_set()).await?;
         let names = table::list(&ddb).await?;
         match args.output {

@@ -27,8 +27,7 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    let args: Args = cli::parse_cognito_args();
-    cli::main(1, async move {
+    cli::run_cognito(1, |args: Args| async move {
         let pool = args.cognito.connect().await?;
         let users = cognito::list_users(&pool.client, &pool.pool, &pool.label).await?;
         let (map, skipped) = cognito::handle_map(&users);

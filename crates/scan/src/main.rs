@@ -38,12 +38,11 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    let format = match args.output {
-        Output::Json => ItemFormat::Json,
-        Output::DynamodbJson => ItemFormat::DynamodbJson,
-    };
-    cli::main(1, async move {
+    cli::run(1, |args: Args| async move {
+        let format = match args.output {
+            Output::Json => ItemFormat::Json,
+            Output::DynamodbJson => ItemFormat::DynamodbJson,
+        };
         let ddb = args.ddb.connect().await?;
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
         let mut items = scan::items(&ddb, args.segments);

@@ -37,8 +37,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::main(1, async move {
+    cli::run(1, |args: Args| async move {
         let ddb = args.ddb.connect().await?;
         let billing = if args.on_demand { Billing::OnDemand } else { Billing::default() };
         match table::create(&ddb, billing, Duration::from_secs(args.wait)).await {

@@ -48,8 +48,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::main(2, async move {
+    cli::run(2, |args: Args| async move {
         let request =
             SeedRequest { conversation: args.conversation, speakers: args.speaker, messages: args.messages, groups: args.groups, now: args.now };
         let plan = request.plan(&args.pg.connection_url).await?;

@@ -44,8 +44,7 @@ enum From {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    cli::main(1, async move {
+    cli::run(1, |args: Args| async move {
         let (ddb, config) = args.ddb.connect_with_config().await?;
         let streams = worker::streams_client(&config, &ddb.target);
         let opts = WorkerOptions {

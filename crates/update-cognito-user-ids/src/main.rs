@@ -28,8 +28,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args: Args = cli::parse_cognito_args();
-    cli::main(1, async move {
+    cli::run_cognito(1, |args: Args| async move {
         let pool = args.cognito.connect().await?;
         let url = &args.pg.connection_url;
         let run = cognito::sync_pool(&pool.client, &pool.pool, &pool.label, url, args.dry_run).await?;
