@@ -301,6 +301,21 @@ impl SeedReport {
         self.written as f64 / self.writing.as_secs_f64().max(1e-6)
     }
 
+    /// The run's figures, for `--json`: what was written where, and how long each phase took.
+    pub fn figures(&self, plan: &SeedPlan, ddb: &Ddb) -> serde_json::Value {
+        serde_json::json!({
+            "messages": plan.messages,
+            "conversations": plan.groups,
+            "written": self.written,
+            "deleted": self.deleted,
+            "writing_seconds": self.writing.as_secs_f64(),
+            "clearing_seconds": self.clearing.as_secs_f64(),
+            "items_per_second": self.rate(),
+            "table": ddb.table,
+            "target": ddb.target.label(),
+        })
+    }
+
     /// The seed's last line: what was written where, how fast, and what it replaced.
     pub fn summary(&self, plan: &SeedPlan, ddb: &Ddb) -> String {
         let cleared = if self.deleted > 0 {

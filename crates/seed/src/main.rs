@@ -34,6 +34,9 @@ struct Args {
     /// No progress bar
     #[arg(long, short)]
     quiet: bool,
+    /// Print the run's figures as one JSON object instead of the summary line
+    #[arg(long)]
+    json: bool,
     /// With prod: replace an earlier seed without asking
     #[arg(long, short = 'y')]
     yes: bool,
@@ -62,7 +65,11 @@ fn main() -> ExitCode {
         let opts = WriteOptions { concurrency: args.concurrency as usize, ..WriteOptions::default() };
         let result = seed::run(&ddb, &plan, opts, &bar, &approve).await;
         bar.clear();
-        outln!("{}", result?.summary(&plan, &ddb))?;
+        let report = result?;
+        if args.json {
+            return cli::print_json_line(&report.figures(&plan, &ddb));
+        }
+        outln!("{}", report.summary(&plan, &ddb))?;
         Ok(())
     })
 }
