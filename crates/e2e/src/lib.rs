@@ -11,6 +11,7 @@
 //! [`TestTable::run_seed_plan`].
 #![deny(missing_docs)]
 
+pub mod bad_inputs;
 pub mod fault;
 
 use aws_sdk_dynamodb::types::{Select, WriteRequest};
