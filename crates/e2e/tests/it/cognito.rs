@@ -34,149 +34,169 @@ fn pool(moto: &Moto, n: usize, extra: usize) -> (String, BTreeMap<String, String
     })
 }
 
-fn cmd(moto: &Moto, name: &str, pool: &str) -> Command {
-    let mut c = clean_cmd(name);
-    c.env("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", &moto.endpoint).env("AWS_COGNITO_USER_POOL_ID", pool).stdin(Stdio::null());
-    c
+/// moto with a pool of [`pool`]'s users, and a database whose `users` also has rows for the
+/// first `rows` of them (see [`add_rows`]).
+struct Cognito {
+    moto: Moto,
+    /// The pool's id.
+    id: String,
+    /// The pool's {handle: sub}.
+    map: BTreeMap<String, String>,
+    db: TestDb,
 }
 
-fn sync(moto: &Moto, pool: &str, db: &TestDb, args: &[&str]) -> Output {
-    cmd(moto, "update_cognito_user_ids", pool).env("CONNECTION_URL", &db.url).args(args).output().unwrap()
-}
+impl Cognito {
+    fn start(users: usize, extra: usize, rows: usize) -> Self {
+        let moto = Moto::start();
+        let (id, map) = pool(&moto, users, extra);
+        let db = TestDb::create();
+        add_rows(&db, rows);
+        Cognito { moto, id, map, db }
+    }
 
-/// `users` as {handle: cognito_user_id}.
-fn ids(db: &TestDb) -> BTreeMap<String, String> {
-    block_on(async {
-        let c = ddb_core::pg::connect(&db.url).await.unwrap();
-        c.query("SELECT handle, cognito_user_id FROM users", &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect()
-    })
+    /// Binary `name` aimed at this moto, this pool and this database.
+    fn cmd(&self, name: &str) -> Command {
+        let mut c = clean_cmd(name);
+        c.env("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", &self.moto.endpoint)
+            .env("AWS_COGNITO_USER_POOL_ID", &self.id)
+            .env("CONNECTION_URL", &self.db.url)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn sync(&self, args: &[&str]) -> Output {
+        self.cmd("update_cognito_user_ids").args(args).output().unwrap()
+    }
+
+    /// The database's `users` as {handle: cognito_user_id}.
+    fn ids(&self) -> BTreeMap<String, String> {
+        block_on(async {
+            let c = ddb_core::pg::connect(&self.db.url).await.unwrap();
+            c.query("SELECT handle, cognito_user_id FROM users", &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect()
+        })
+    }
 }
 
 /// Rows for the first `n` Cognito handles, all 'MOCK'.
 fn add_rows(db: &TestDb, n: usize) {
-    db.exec(&format!(
-        "INSERT INTO users (display_name, handle, email, cognito_user_id)
-         SELECT 'User ' || i, 'user' || lpad(i::text, 3, '0'), 'u' || i || '@example.com', 'MOCK' FROM generate_series(0, {}) AS i",
-        n - 1
-    ));
+    if n > 0 {
+        db.exec(&format!(
+            "INSERT INTO users (display_name, handle, email, cognito_user_id)
+             SELECT 'User ' || i, 'user' || lpad(i::text, 3, '0'), 'u' || i || '@example.com', 'MOCK' FROM generate_series(0, {}) AS i",
+            n - 1
+        ));
+    }
 }
 
 #[test]
 fn list_users_reads_every_page() {
-    let moto = Moto::start();
-    let (id, map) = pool(&moto, 150, 2);
-    assert_eq!(map.len(), 150, "the library read all three pages");
-    let out = cmd(&moto, "list-users", &id).output().unwrap();
+    let c = Cognito::start(150, 2, 0);
+    assert_eq!(c.map.len(), 150, "the library read all three pages");
+    let out = c.cmd("list-users").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     // The course's output: the users as JSON, then the {handle: sub} map.
     let docs: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&out.stdout).into_iter().map(Result::unwrap).collect();
     assert_eq!(docs.len(), 2);
     assert_eq!(docs[0].as_array().unwrap().len(), 152);
     let printed: BTreeMap<String, String> = serde_json::from_value(docs[1].clone()).unwrap();
-    assert_eq!(printed, map);
+    assert_eq!(printed, c.map);
     let err = stderr(&out);
     assert!(err.contains("152 user(s)") && err.contains("skipped nohandle0: no preferred_username"), "{err}");
     // --output table: a line per user.
-    let out = cmd(&moto, "list-users", &id).args(["--output", "table"]).output().unwrap();
+    let out = c.cmd("list-users").args(["--output", "table"]).output().unwrap();
     assert_eq!(stdout(&out).lines().count(), 153);
 }
 
 #[test]
 fn update_sets_every_matching_row_in_one_go_and_reports_the_rest() {
-    let moto = Moto::start();
-    let (id, map) = pool(&moto, 150, 1);
-    let db = TestDb::create();
-    add_rows(&db, 120);
+    let c = Cognito::start(150, 1, 120);
 
     // --dry-run: the report, and nothing changed.
-    let before = ids(&db);
-    let out = sync(&moto, &id, &db, &["--dry-run"]);
+    let before = c.ids();
+    let out = c.sync(&["--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("120 row(s) would change"), "{}", stdout(&out));
-    assert_eq!(ids(&db), before, "a dry run changes nothing");
+    assert_eq!(c.ids(), before, "a dry run changes nothing");
 
-    let out = sync(&moto, &id, &db, &[]);
+    let out = c.sync(&[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("== db-update-cognito-user-ids\n"), "{text}");
     assert_eq!(text.lines().filter(|l| l.starts_with("---- user")).count(), 150);
-    assert!(text.contains(&format!("---- user000 {}", map["user000"])), "{text}");
+    assert!(text.contains(&format!("---- user000 {}", c.map["user000"])), "{text}");
     assert!(text.contains("120 row(s) changed, 0 already up to date"), "{text}");
     assert!(text.contains("30 Cognito handle(s) with no row in users: user120, user121"), "{text}");
     assert!(text.contains("2 row(s) still hold MOCK: bayko, yaya2devops"), "{text}");
     assert!(text.contains("skipped nohandle0: no preferred_username"), "{text}");
-    let after = ids(&db);
+    let after = c.ids();
     for i in 0..120 {
         let h = format!("user{i:03}");
-        assert_eq!(after[&h], map[&h], "{h}");
+        assert_eq!(after[&h], c.map[&h], "{h}");
     }
     assert_eq!(after["bayko"], "MOCK");
 
     // Again: nothing to change.
-    let out = sync(&moto, &id, &db, &[]);
+    let out = c.sync(&[]);
     assert!(stdout(&out).contains("0 row(s) changed, 120 already up to date"), "{}", stdout(&out));
+
+    // --json: one object on stdout and nothing else, the same report (bench/cognito reads it).
+    c.db.exec("UPDATE users SET cognito_user_id = 'MOCK' WHERE handle = 'user007'");
+    let out = c.sync(&["--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(report["changed"], serde_json::json!([{"handle": "user007", "before": "MOCK", "after": c.map["user007"]}]));
+    assert_eq!((report["unchanged"].as_u64(), report["dry_run"].as_bool()), (Some(119), Some(false)));
+    assert_eq!(report["unmatched"].as_array().map(Vec::len), Some(30));
+    assert_eq!(report["still_mock"], serde_json::json!(["bayko", "yaya2devops"]));
+    assert!(report["cognito_seconds"].as_f64().is_some_and(|s| s > 0.0) && report["postgres_seconds"].as_f64().is_some_and(|s| s > 0.0));
+    assert!(stderr(&out).contains("skipped nohandle0: no preferred_username"), "{}", stderr(&out));
 }
 
 #[test]
 fn a_failure_in_the_middle_leaves_the_table_unchanged() {
-    let moto = Moto::start();
-    let (id, _) = pool(&moto, 80, 0);
-    let db = TestDb::create();
-    add_rows(&db, 80);
+    let c = Cognito::start(80, 0, 80);
     // A constraint that the 43rd row violates.
-    db.exec("ALTER TABLE users ADD CONSTRAINT user042_stays CHECK (handle <> 'user042' OR cognito_user_id = 'MOCK')");
-    let before = ids(&db);
-    let out = sync(&moto, &id, &db, &[]);
+    c.db.exec("ALTER TABLE users ADD CONSTRAINT user042_stays CHECK (handle <> 'user042' OR cognito_user_id = 'MOCK')");
+    let before = c.ids();
+    let out = c.sync(&[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("user042_stays"), "{}", stderr(&out));
-    assert_eq!(ids(&db), before, "all or nothing");
+    assert_eq!(c.ids(), before, "all or nothing");
 }
 
 #[test]
 fn cognito_errors_are_clear_and_change_nothing() {
-    let moto = Moto::start();
-    let (id, _) = pool(&moto, 3, 0);
-    let db = TestDb::create();
-    add_rows(&db, 3);
-    let before = ids(&db);
+    let c = Cognito::start(3, 0, 3);
+    let before = c.ids();
 
     // No pool id.
-    let out = cmd(&moto, "update_cognito_user_ids", &id).env_remove("AWS_COGNITO_USER_POOL_ID").env("CONNECTION_URL", &db.url).output().unwrap();
+    let out = c.cmd("update_cognito_user_ids").env_remove("AWS_COGNITO_USER_POOL_ID").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("AWS_COGNITO_USER_POOL_ID is not set: export"), "{}", stderr(&out));
     // A pool that does not exist.
-    let out = cmd(&moto, "list-users", "us-east-1_doesnotexist").output().unwrap();
+    let out = c.cmd("list-users").env("AWS_COGNITO_USER_POOL_ID", "us-east-1_doesnotexist").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("user pool us-east-1_doesnotexist not found"), "{}", stderr(&out));
     // Postgres unreachable.
     let closed = free_port();
-    let out = cmd(&moto, "update_cognito_user_ids", &id)
-        .env("CONNECTION_URL", format!("postgresql://postgres:secret@127.0.0.1:{closed}/cruddur"))
-        .output()
-        .unwrap();
+    let out =
+        c.cmd("update_cognito_user_ids").env("CONNECTION_URL", format!("postgresql://postgres:secret@127.0.0.1:{closed}/cruddur")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("cannot connect") && !err.contains("secret"), "{err}");
     // Cognito unreachable.
-    let out = clean_cmd("update_cognito_user_ids")
-        .env("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", format!("http://127.0.0.1:{closed}"))
-        .env("AWS_COGNITO_USER_POOL_ID", &id)
-        .env("CONNECTION_URL", &db.url)
-        .output()
-        .unwrap();
+    let out =
+        c.cmd("update_cognito_user_ids").env("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", format!("http://127.0.0.1:{closed}")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cannot reach Cognito"), "{}", stderr(&out));
-    assert_eq!(ids(&db), before);
+    assert_eq!(c.ids(), before);
 }
 
 #[test]
 fn a_closed_stdout_is_a_quiet_success() {
-    let moto = Moto::start();
-    let (id, _) = pool(&moto, 3, 0);
-    let db = TestDb::create();
+    let c = Cognito::start(3, 0, 0);
     for (name, args) in [("list-users", &[][..]), ("update_cognito_user_ids", &["--dry-run"][..])] {
-        let mut child =
-            cmd(&moto, name, &id).env("CONNECTION_URL", &db.url).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = c.cmd(name).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         // The reading end is closed before the script writes anything.
         drop(child.stdout.take());
         let out = child.wait_with_output().unwrap();

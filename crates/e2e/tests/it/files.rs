@@ -138,3 +138,25 @@ fn setup_packages_and_the_workspace_build_shared_dependencies_alike() {
         .collect();
     assert!(differ.is_empty(), "{differ:#?}");
 }
+
+/// docs/bad-inputs.md's table is what docs/bad-inputs.json renders to (the test
+/// `reliability::bad_inputs_from_the_docs` runs the JSON); with UPDATE_DOCS=1 this test writes it.
+#[test]
+fn bad_inputs_md_is_rendered_from_the_data() {
+    use e2e::bad_inputs::{load, render, DATA, DOC, MARKER};
+    let path = root().join(DOC);
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let (prose, rendered) = doc.split_once(&format!("{MARKER}\n")).unwrap_or_else(|| panic!("{DOC} lacks the line {MARKER}"));
+    let want = format!("\n{}", render(&load()));
+    if rendered == want {
+        return;
+    }
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, format!("{prose}{MARKER}\n{want}")).unwrap();
+        eprintln!("{DOC}: rendered again from {DATA}");
+        return;
+    }
+    panic!(
+        "{DOC} is not what {DATA} renders; regenerate it with\n  UPDATE_DOCS=1 cargo test --release --workspace --locked -- files::bad_inputs_md_is_rendered_from_the_data"
+    );
+}

@@ -6,45 +6,26 @@
 
 use ddb_core::lock::Holder;
 use ddb_core::pg::User;
-use ddb_core::records::{format_ts, now, Item, MessageGroupRow, MessageRow};
+use ddb_core::records::{format_ts, now, Item, MessageGroupRow};
 use ddb_core::seed::{COURSE_GROUP, SEED_LOCK};
 use ddb_core::stream::{handle, EventKind, Record};
 use e2e::fault::FaultProxy;
 use e2e::*;
 use std::collections::HashMap;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-fn users(db: &TestDb, handles: &[&str]) -> HashMap<String, User> {
-    let handles: Vec<String> = handles.iter().map(|h| h.to_string()).collect();
-    block_on(async {
-        let c = ddb_core::pg::connect(&db.url).await.unwrap();
-        ddb_core::pg::users_by_handle(&c, &db.url, &handles).await.unwrap()
-    })
+fn spawn_seed(t: &TestTable, db: &TestDb, endpoint: &str) -> Child {
+    t.seed_cmd(db, &[]).env("AWS_ENDPOINT_URL", endpoint).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
-fn seed_cmd(t: &TestTable, db: &TestDb, endpoint: &str, args: &[&str]) -> std::process::Command {
-    let mut c = t.cmd("seed");
-    c.env("CONNECTION_URL", &db.url).env("AWS_ENDPOINT_URL", endpoint).args(args).arg("--quiet").stdin(Stdio::null());
-    c
-}
-
-fn seed(t: &TestTable, db: &TestDb, args: &[&str]) -> Output {
-    seed_cmd(t, db, &t.endpoint, args).output().unwrap()
-}
-
-fn spawn_seed(t: &TestTable, db: &TestDb, endpoint: &str, args: &[&str]) -> Child {
-    seed_cmd(t, db, endpoint, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
-}
-
-fn group_rows(t: &TestTable) -> Vec<MessageGroupRow> {
-    t.items().iter().filter(|i| s(i, "pk").starts_with("GRP#")).map(|i| MessageGroupRow::from_item(i).unwrap()).collect()
-}
-
-fn messages(t: &TestTable) -> Vec<MessageRow> {
-    t.items().iter().filter(|i| s(i, "pk").starts_with("MSG#")).map(|i| MessageRow::from_item(i).unwrap()).collect()
+/// A table on `server` seeded with the course conversation, its database, and the two users.
+fn seeded_course(server: &DynamoLocal, tag: &str) -> (TestTable, TestDb, HashMap<String, User>) {
+    let (t, db) = seeded(server, tag, &[]);
+    let u = db.users(&COURSE_HANDLES);
+    (t, db, u)
 }
 
 /// The table holds exactly the course seed: 24 messages, one group row per member, nothing else
@@ -53,8 +34,8 @@ fn assert_exactly_one_course_seed(t: &TestTable, u: &HashMap<String, User>, cont
     let items = t.items();
     let others: Vec<&Item> = items.iter().filter(|i| !s(i, "pk").starts_with("GRP#") && !s(i, "pk").starts_with("MSG#")).collect();
     assert!(others.is_empty(), "{context}: rows that are neither messages nor group rows: {others:?}");
-    assert_eq!(messages(t).len(), 24, "{context}: messages");
-    let rows = group_rows(t);
+    assert_eq!(t.messages().len(), 24, "{context}: messages");
+    let rows = t.group_rows();
     let mut owners: Vec<Uuid> = rows.iter().map(|g| g.owner_uuid).collect();
     owners.sort();
     let mut want = vec![u["yaya2devops"].uuid, u["bayko"].uuid];
@@ -62,29 +43,16 @@ fn assert_exactly_one_course_seed(t: &TestTable, u: &HashMap<String, User>, cont
     assert_eq!(owners, want, "{context}: one group row per member: {rows:?}");
 }
 
-/// Waits for a child with a watchdog, so that a hang fails the test instead of stalling the run.
-fn wait_output(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("process still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn a_second_seed_refuses_while_the_first_holds_the_lock() {
     let db = TestDb::create();
-    let u = users(&db, &["yaya2devops", "bayko"]);
+    let u = db.users(&COURSE_HANDLES);
     let t = TestTable::create(DynamoLocal::shared(), "lock");
     // The first seed's message writes are held back, so it holds the lock for a while.
     let proxy = FaultProxy::start(&t.endpoint);
     proxy.faults.only(&["BatchWriteItem"]);
     proxy.faults.delay_ms.store(1_500, Relaxed);
-    let first = spawn_seed(&t, &db, &proxy.endpoint, &[]);
+    let first = spawn_seed(&t, &db, &proxy.endpoint);
     let first_pid = first.id();
     let deadline = Instant::now() + Duration::from_secs(30);
     let holder = loop {
@@ -96,13 +64,13 @@ fn a_second_seed_refuses_while_the_first_holds_the_lock() {
     };
     assert_eq!(holder.pid, first_pid, "{holder:?}");
 
-    let second = seed(&t, &db, &[]);
+    let second = t.seed(&db, &[]);
     assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
     let err = stderr(&second);
     assert_eq!(err.lines().count(), 1, "one error line: {err}");
     assert!(err.contains("another seed is running") && err.contains(&format!("pid {first_pid}")) && err.contains("seed lock"), "{err}");
 
-    let first = wait_output(first, Duration::from_secs(60));
+    let first = wait_watched(first, Duration::from_secs(60), "the first seed");
     assert!(first.status.success(), "{}", stderr(&first));
     assert_exactly_one_course_seed(&t, &u, "after the first seed");
     assert!(block_on(SEED_LOCK.holder(&t.ddb)).unwrap().is_none(), "the lock was given back");
@@ -111,13 +79,13 @@ fn a_second_seed_refuses_while_the_first_holds_the_lock() {
 #[test]
 fn seeds_started_together_leave_exactly_one_copy() {
     let db = TestDb::create();
-    let u = users(&db, &["yaya2devops", "bayko"]);
+    let u = db.users(&COURSE_HANDLES);
     let t = TestTable::create(DynamoLocal::shared(), "twoseeds");
     let mut refused = 0;
     for round in 0..6 {
-        let a = spawn_seed(&t, &db, &t.endpoint, &[]);
-        let b = spawn_seed(&t, &db, &t.endpoint, &[]);
-        for out in [wait_output(a, Duration::from_secs(60)), wait_output(b, Duration::from_secs(60))] {
+        let a = spawn_seed(&t, &db, &t.endpoint);
+        let b = spawn_seed(&t, &db, &t.endpoint);
+        for out in [wait_watched(a, Duration::from_secs(60), "seed a"), wait_watched(b, Duration::from_secs(60), "seed b")] {
             if !out.status.success() {
                 refused += 1;
                 assert!(stderr(&out).contains("seed lock"), "round {round}: a failed seed must say why: {}", stderr(&out));
@@ -155,19 +123,19 @@ fn this_host() -> String {
 #[test]
 fn locks_of_dead_or_expired_runs_are_taken_over_and_live_ones_are_not() {
     let db = TestDb::create();
-    let u = users(&db, &["yaya2devops", "bayko"]);
+    let u = db.users(&COURSE_HANDLES);
     let t = TestTable::create(DynamoLocal::shared(), "stalelock");
 
     // A live run elsewhere: refused, naming the host.
     put_lock(&t, "build-box-7", 4242, time::Duration::seconds(30));
-    let out = seed(&t, &db, &[]);
+    let out = t.seed(&db, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("pid 4242 on host build-box-7"), "{}", stderr(&out));
-    assert!(messages(&t).is_empty(), "nothing written while refused");
+    assert!(t.messages().is_empty(), "nothing written while refused");
 
     // Its lease ran out (killed elsewhere): taken over.
     put_lock(&t, "build-box-7", 4242, time::Duration::seconds(-1));
-    let out = seed(&t, &db, &[]);
+    let out = t.seed(&db, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_exactly_one_course_seed(&t, &u, "after an expired lock");
 
@@ -176,13 +144,13 @@ fn locks_of_dead_or_expired_runs_are_taken_over_and_live_ones_are_not() {
     let dead_pid = dead.id();
     dead.wait().unwrap();
     put_lock(&t, &this_host(), dead_pid, time::Duration::seconds(30));
-    let out = seed(&t, &db, &[]);
+    let out = t.seed(&db, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_exactly_one_course_seed(&t, &u, "after a dead holder on this host");
 
     // Alive on this host (this test process): refused.
     put_lock(&t, &this_host(), std::process::id(), time::Duration::seconds(30));
-    let out = seed(&t, &db, &[]);
+    let out = t.seed(&db, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let h: Holder = block_on(SEED_LOCK.holder(&t.ddb)).unwrap().unwrap();
     assert_eq!(h.pid, std::process::id(), "the live holder's lock is untouched");
@@ -190,16 +158,15 @@ fn locks_of_dead_or_expired_runs_are_taken_over_and_live_ones_are_not() {
 
 #[test]
 fn a_reseed_removes_the_rows_of_earlier_runs_whoever_the_members_were() {
-    let db = TestDb::create();
-    db.exec("INSERT INTO users (display_name, handle, email, cognito_user_id) VALUES ('Londo Mollari', 'londo', 'londo@example.com', 'MOCK')");
-    let u = users(&db, &["yaya2devops", "bayko", "londo"]);
+    let db = TestDb::with_user("Londo Mollari", "londo");
+    let u = db.users(&["yaya2devops", "bayko", "londo"]);
     let t = TestTable::create(DynamoLocal::shared(), "reseed");
 
     // An earlier run in which Fan123 was londo.
-    let out = seed(&t, &db, &["--speaker", "Fan123=londo", "--speaker", "Fan=londo"]);
+    let out = t.seed(&db, &["--speaker", "Fan123=londo", "--speaker", "Fan=londo"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(group_rows(&t).iter().any(|g| g.owner_uuid == u["londo"].uuid));
-    let out = seed(&t, &db, &[]);
+    assert!(t.group_rows().iter().any(|g| g.owner_uuid == u["londo"].uuid));
+    let out = t.seed(&db, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_exactly_one_course_seed(&t, &u, "after re-seeding without londo");
     let londo = block_on(ddb_core::patterns::list_message_groups(&t.ddb, u["londo"].uuid, &Default::default())).unwrap();
@@ -207,9 +174,9 @@ fn a_reseed_removes_the_rows_of_earlier_runs_whoever_the_members_were() {
 
     // An earlier run from another users database: the same handles, other uuids; also scale mode.
     let other_db = TestDb::create();
-    let out = seed(&t, &other_db, &["--messages", "60", "--groups", "3"]);
+    let out = t.seed(&other_db, &["--messages", "60", "--groups", "3"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = seed(&t, &db, &[]);
+    let out = t.seed(&db, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_exactly_one_course_seed(&t, &u, "after re-seeding from the first database");
 }
@@ -254,7 +221,7 @@ impl Drop for Worker {
 
 /// One group row per member of the course conversation, each on or after its newest message.
 fn course_rows_settled(t: &TestTable, u: &HashMap<String, User>) -> Result<(), String> {
-    let rows: Vec<MessageGroupRow> = group_rows(t).into_iter().filter(|g| g.message_group_uuid == COURSE_GROUP).collect();
+    let rows: Vec<MessageGroupRow> = t.group_rows().into_iter().filter(|g| g.message_group_uuid == COURSE_GROUP).collect();
     let mut owners: Vec<Uuid> = rows.iter().map(|g| g.owner_uuid).collect();
     owners.sort();
     let mut want = vec![u["yaya2devops"].uuid, u["bayko"].uuid];
@@ -262,7 +229,7 @@ fn course_rows_settled(t: &TestTable, u: &HashMap<String, User>) -> Result<(), S
     if owners != want {
         return Err(format!("not one row per member: {rows:?}"));
     }
-    let newest = messages(t).into_iter().filter(|m| m.message_group_uuid == COURSE_GROUP).map(|m| m.created_at).max();
+    let newest = t.messages().into_iter().filter(|m| m.message_group_uuid == COURSE_GROUP).map(|m| m.created_at).max();
     match newest {
         Some(n) if rows.iter().any(|g| g.last_message_at < n) => Err(format!("a row is behind the newest message {n}: {rows:?}")),
         _ => Ok(()),
@@ -296,10 +263,7 @@ fn chatter<'a>(t: &'a TestTable, sender: &'a User, stop: &'a AtomicBool) -> impl
 #[test]
 fn seed_racing_create_message_and_the_worker_keeps_one_row_per_member() {
     let server = DynamoLocal::start();
-    let db = TestDb::create();
-    let u = users(&db, &["yaya2devops", "bayko"]);
-    let t = TestTable::create(&server, "race");
-    assert!(seed(&t, &db, &[]).status.success());
+    let (t, db, u) = seeded_course(&server, "race");
     let worker = Worker::start(&t);
     let proxy = FaultProxy::start(&t.endpoint);
     proxy.faults.only(&["TransactWriteItems"]);
@@ -319,7 +283,7 @@ fn seed_racing_create_message_and_the_worker_keeps_one_row_per_member() {
                 std::thread::sleep(Duration::from_millis(900));
                 proxy.faults.delay_ms.store(0, Relaxed);
             });
-            let out = seed_cmd(&t, &db, &proxy.endpoint, &[]).output().unwrap();
+            let out = t.seed_cmd(&db, &[]).env("AWS_ENDPOINT_URL", &proxy.endpoint).output().unwrap();
             stop.store(true, Relaxed);
             assert!(out.status.success(), "round {round}: {}", stderr(&out));
             talk.join().unwrap()
@@ -341,21 +305,18 @@ fn seed_racing_create_message_and_the_worker_keeps_one_row_per_member() {
 #[test]
 fn the_handler_converges_a_members_duplicate_rows_and_says_so() {
     let server = DynamoLocal::start();
-    let db = TestDb::create();
-    let u = users(&db, &["yaya2devops", "bayko"]);
-    let t = TestTable::create(&server, "converge");
-    assert!(seed(&t, &db, &[]).status.success());
+    let (t, db, u) = seeded_course(&server, "converge");
     // A second row of yaya's for the course conversation, as an unconditioned writer left it.
-    let mut dup = group_rows(&t).into_iter().find(|g| g.owner_uuid == u["yaya2devops"].uuid).unwrap();
+    let mut dup = t.group_rows().into_iter().find(|g| g.owner_uuid == u["yaya2devops"].uuid).unwrap();
     dup.last_message_at -= time::Duration::seconds(5);
     block_on(t.client().put_item().table_name(&t.name).set_item(Some(dup.to_item())).send()).unwrap();
-    assert_eq!(group_rows(&t).len(), 3);
+    assert_eq!(t.group_rows().len(), 3);
 
     let worker = Worker::start(&t);
-    let out = t.cmd("create-message").env("CONNECTION_URL", &db.url).args([&COURSE_GROUP.to_string(), "bayko", "one row each"]).output().unwrap();
+    let out = t.run_db("create-message", &db, &[&COURSE_GROUP.to_string(), "bayko", "one row each"]);
     assert!(out.status.success(), "{}", stderr(&out));
     wait_settled(&t, &u, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}\nworker log:\n{}", worker.log()));
-    let rows = group_rows(&t);
+    let rows = t.group_rows();
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(rows.iter().all(|g| g.message == "one row each"), "{rows:?}");
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -368,10 +329,10 @@ fn the_handler_converges_a_members_duplicate_rows_and_says_so() {
     // message are removed too, and the outcome counts them.
     block_on(t.client().put_item().table_name(&t.name).set_item(Some(dup.to_item())).send()).unwrap();
     drop(worker);
-    let newest = messages(&t).into_iter().max_by_key(|m| m.created_at).unwrap();
+    let newest = t.messages().into_iter().max_by_key(|m| m.created_at).unwrap();
     let rec = Record { sequence_number: "1".into(), kind: EventKind::Insert, new_image: Some(newest.to_item()) };
     let outcome = block_on(handle(&t.ddb, &[rec]));
     assert_eq!((outcome.moved, outcome.removed, outcome.failed.len()), (0, 1, 0), "{outcome:?}");
     assert_eq!(outcome.notes.len(), 1, "{outcome:?}");
-    assert_eq!(group_rows(&t).len(), 2);
+    assert_eq!(t.group_rows().len(), 2);
 }

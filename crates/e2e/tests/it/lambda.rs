@@ -9,14 +9,12 @@
 use aws_sdk_dynamodbstreams::types::{Record as StreamRecord, ShardIteratorType};
 use ddb_core::item_json::{item_to_json, ItemFormat};
 use ddb_core::records::{format_ts, Item, MessageGroupRow, MessageRow};
-use ddb_core::stream::worker::streams_client;
-use ddb_core::target::{sdk_config, Settings, Target};
 use e2e::*;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -24,11 +22,7 @@ use uuid::Uuid;
 /// cargo-lambda's folder (`cargo-lambda`, and the `python3` whose `ziglang` it links with).
 fn cargo_lambda_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let out = Command::new(root().join("bin/local/install-cargo-lambda")).output().expect("run bin/local/install-cargo-lambda");
-        assert!(out.status.success(), "cannot install cargo-lambda: {}", stderr(&out));
-        PathBuf::from(stdout(&out).trim())
-    })
+    DIR.get_or_init(|| PathBuf::from(install("install-cargo-lambda")))
 }
 
 /// `cargo lambda SUBCOMMAND` without cargo in between (cargo would run it as a child of its own,
@@ -40,23 +34,6 @@ fn cargo_lambda(subcommand: &str) -> Command {
         .expect("PATH");
     c.arg("lambda").arg(subcommand).env("PATH", path).current_dir(root());
     c
-}
-
-/// A child process killed at the end of the test, or by its watchdog if the test is aborted.
-struct Guarded(Child);
-
-impl Guarded {
-    fn new(child: Child) -> Self {
-        watchdog(&child);
-        Guarded(child)
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The Runtime API emulator and a `bootstrap` polling it, aimed at the test's table, in an
@@ -72,15 +49,11 @@ struct Lambda {
 impl Lambda {
     fn start(bootstrap: &Path, t: &TestTable) -> Lambda {
         let port = free_port();
-        let emulator = cargo_lambda("watch")
-            .args(["--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cargo lambda watch");
-        let emulator = Guarded::new(emulator);
-        wait_for_port(port, "cargo lambda watch");
+        let emulator = serve(
+            cargo_lambda("watch").args(["--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()]),
+            port,
+            "cargo lambda watch",
+        );
         let log = std::env::temp_dir().join(format!("messaging-stream-{}.log", Uuid::new_v4().simple()));
         let file = std::fs::File::create(&log).expect("log file");
         // The variables that `cargo lambda watch --only-lambda-apis` says the function needs (the
@@ -134,14 +107,6 @@ impl Drop for Lambda {
     }
 }
 
-fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on port {port} within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// An image of the stream in DynamoDB's typed JSON, as Lambda's events carry it.
 fn image_json(m: &HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>) -> Value {
     let item: Item = serde_dynamo::Item::from(m.clone()).into();
@@ -181,11 +146,9 @@ struct Stream {
 
 impl Stream {
     fn of(t: &TestTable) -> Stream {
-        let target = Target::Endpoint(t.endpoint.clone());
-        let config = block_on(sdk_config(&target, &Settings::default()));
         let table = block_on(t.client().describe_table().table_name(&t.name).send()).expect("describe table");
         let arn = table.table().and_then(|t| t.latest_stream_arn()).expect("schema-load enables the stream").to_string();
-        Stream { client: streams_client(&config, &target), arn }
+        Stream { client: t.streams(), arn }
     }
 
     fn read_all(&self) -> Vec<Value> {
@@ -241,7 +204,7 @@ fn message_records(records: &[Value], group: Uuid) -> Vec<&Value> {
 }
 
 fn with_db(t: &TestTable, db: &TestDb, name: &str, args: &[&str]) -> Output {
-    let out = t.cmd(name).env("CONNECTION_URL", &db.url).args(args).stdin(Stdio::null()).output().unwrap();
+    let out = t.run_db(name, db, args);
     assert!(out.status.success(), "{name}: {}", stderr(&out));
     out
 }
@@ -280,12 +243,6 @@ fn assert_on_newest(t: &TestTable, group: Uuid) {
     }
 }
 
-fn snapshot(t: &TestTable) -> Vec<Item> {
-    let mut items = t.items();
-    items.sort_by_key(|i| (s(i, "pk").to_string(), s(i, "sk").to_string()));
-    items
-}
-
 #[test]
 fn the_bootstrap_applies_real_stream_records_and_reports_the_one_that_fails() {
     let server = DynamoLocal::start();
@@ -304,12 +261,12 @@ fn the_bootstrap_applies_real_stream_records_and_reports_the_one_that_fails() {
     assert_eq!(response, r#"{"batchItemFailures":[]}"#);
     assert_on_newest(&t, a);
     assert_eq!(group_rows(&t, a)[0].message, "Then you know the Shadows");
-    let applied = snapshot(&t);
+    let applied = t.snapshot();
 
     // Lambda delivers a batch again after a timeout or a crash: nothing changes.
     let response = lambda.invoke(&first);
     assert_eq!(response, r#"{"batchItemFailures":[]}"#);
-    assert_eq!(snapshot(&t), applied, "a redelivered batch changed the table");
+    assert_eq!(t.snapshot(), applied, "a redelivered batch changed the table");
 
     // Then conversation b's group row of yaya2devops is made malformed (its user_uuid is not a
     // uuid), so b's rows cannot be moved; a's newer message in the same batch is applied all the same.
@@ -367,9 +324,9 @@ fn a_batch_of_many_records_over_several_conversations_moves_every_group_row_once
         assert_eq!(group_rows(&t, *g)[0].message, format!("message {}", 35 + k));
     }
     assert_eq!(t.items().iter().filter(|i| s(i, "pk").starts_with("GRP#")).count(), 10, "no group row lost or doubled");
-    let applied = snapshot(&t);
+    let applied = t.snapshot();
     assert_eq!(lambda.invoke(&records), r#"{"batchItemFailures":[]}"#);
-    assert_eq!(snapshot(&t), applied, "a redelivered batch changed the table");
+    assert_eq!(t.snapshot(), applied, "a redelivered batch changed the table");
     let log = lambda.log();
     assert!(log.contains("55 record(s), 45 message(s), 10 group row(s) moved, 0 failed"), "{log}");
     assert!(log.contains("55 record(s), 45 message(s), 0 group row(s) moved, 0 failed"), "{log}");

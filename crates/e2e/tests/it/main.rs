@@ -12,8 +12,10 @@
 //!   records; bin/lambda/build's provided.al2023 zip and its glibc.
 //! - `cognito`: list-users and update_cognito_user_ids against moto and Postgres.
 //! - `integrity`: several writers at once: two seeds, seed vs create-message vs the worker, re-seeds.
-//! - `reliability`: faults through a proxy, killed servers and processes, bad inputs of docs/bad-inputs.md.
-//! - `files`: docker-compose.yml, .gitpod.yml and the bin/ shims stay valid.
+//! - `reliability`: faults through a proxy, killed servers and processes, the bad inputs of
+//!   docs/bad-inputs.json.
+//! - `files`: docker-compose.yml, .gitpod.yml and the bin/ shims stay valid; docs/bad-inputs.md
+//!   is what its data renders.
 //! - `robust`: silent servers, closed pipes, odd `users` columns, cursors with offsets, prod
 //!   without credentials, Postgres over TLS, the local stack's scripts.
 

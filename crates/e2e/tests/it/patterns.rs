@@ -1,37 +1,16 @@
 use ddb_core::patterns::{self, Page};
-use ddb_core::pg::User;
 use ddb_core::records::{format_ts, parse_ts, MessageRow};
 use ddb_core::seed::COURSE_GROUP;
+use ddb_core::ErrorKind;
 use e2e::*;
-use std::collections::HashMap;
 use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use uuid::Uuid;
-
-fn with_db(t: &TestTable, db: &TestDb, name: &str, args: &[&str]) -> Output {
-    t.cmd(name).env("CONNECTION_URL", &db.url).args(args).stdin(Stdio::null()).output().unwrap()
-}
-
-fn users(db: &TestDb) -> HashMap<String, User> {
-    block_on(async {
-        let c = ddb_core::pg::connect(&db.url).await.unwrap();
-        let handles = ["yaya2devops", "bayko", "carol"].map(String::from);
-        ddb_core::pg::users_by_handle(&c, &db.url, &handles).await.unwrap()
-    })
-}
-
-fn seeded(tag: &str, args: &[&str]) -> (TestTable, TestDb) {
-    let db = TestDb::create();
-    let t = TestTable::create(DynamoLocal::shared(), tag);
-    let out = with_db(&t, &db, "seed", &[args, &["--quiet"]].concat());
-    assert!(out.status.success(), "seed: {}", stderr(&out));
-    (t, db)
-}
 
 #[test]
 fn a_pages_newest_first_and_returns_each_page_oldest_first() {
-    let (t, _db) = seeded("pa", &["--messages", "45"]);
-    let mut all: Vec<MessageRow> = t.items().iter().filter(|i| s(i, "pk").starts_with("MSG#")).map(|i| MessageRow::from_item(i).unwrap()).collect();
+    let (t, _db) = seeded(DynamoLocal::shared(), "pa", &["--messages", "45"]);
+    let mut all = t.messages();
     all.sort_by_key(|m| m.created_at);
     assert_eq!(all.len(), 45);
 
@@ -63,9 +42,8 @@ fn a_pages_newest_first_and_returns_each_page_oldest_first() {
 
 #[test]
 fn b_lists_my_groups_newest_first_and_never_anothers() {
-    let db = TestDb::create();
-    db.exec("INSERT INTO users (display_name, handle, email, cognito_user_id) VALUES ('Carol C', 'carol', 'c@example.com', 'MOCK')");
-    let u = users(&db);
+    let db = TestDb::with_user("Carol C", "carol");
+    let u = db.users(&["yaya2devops", "bayko", "carol"]);
     let t = TestTable::create(DynamoLocal::shared(), "pb");
     let at = |s: &str| parse_ts(s).unwrap();
     let g1 =
@@ -84,12 +62,12 @@ fn b_lists_my_groups_newest_first_and_never_anothers() {
     assert_eq!(yaya.items.iter().map(|g| g.uuid).collect::<Vec<_>>(), [g1.uuid], "carol's conversation is not yaya's");
 
     // The script: my-uuid, then a readable table; --output json is the list.
-    let out = with_db(&t, &db, "list-conversations", &["bayko"]);
+    let out = t.run_db("list-conversations", &db, &["bayko"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with(&format!("my-uuid: {}\n", u["bayko"].uuid)), "{text}");
     assert!(text.contains(&g2.uuid.to_string()) && text.contains("carol") && text.contains("new one"), "{text}");
-    let out = with_db(&t, &db, "list-conversations", &["yaya2devops", "--output", "json"]);
+    let out = t.run_db("list-conversations", &db, &["yaya2devops", "--output", "json"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json[0]["uuid"], g1.uuid.to_string());
     assert_eq!(json[0]["handle"], "bayko");
@@ -100,7 +78,7 @@ fn b_lists_my_groups_newest_first_and_never_anothers() {
 /// before, in the previous year, and must still list (no begins_with(sk, year) filter).
 #[test]
 fn get_conversations_prints_the_course_lines_and_last_years_messages_still_list() {
-    let (t, _db) = seeded("pgolden", &["--now", "2026-01-01T00:10:00Z"]);
+    let (t, _db) = seeded(DynamoLocal::shared(), "pgolden", &["--now", "2026-01-01T00:10:00Z"]);
     let out = t.run("get-conversations", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
@@ -125,8 +103,8 @@ fn get_conversations_prints_the_course_lines_and_last_years_messages_still_list(
 
 #[test]
 fn c_then_a_the_new_message_comes_last() {
-    let (t, db) = seeded("pc", &[]);
-    let out = with_db(&t, &db, "create-message", &[&COURSE_GROUP.to_string(), "bayko", "A brand new message", "--json"]);
+    let (t, db) = seeded(DynamoLocal::shared(), "pc", &[]);
+    let out = t.run_db("create-message", &db, &[&COURSE_GROUP.to_string(), "bayko", "A brand new message", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let row: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let page = block_on(patterns::list_messages(&t.ddb, COURSE_GROUP, &Page::default())).unwrap();
@@ -137,8 +115,7 @@ fn c_then_a_the_new_message_comes_last() {
 
     // Text from stdin; a message over DynamoDB's item limit is refused and nothing is written.
     let mut child = t
-        .cmd("create-message")
-        .env("CONNECTION_URL", &db.url)
+        .cmd_db("create-message", &db)
         .args([&COURSE_GROUP.to_string(), "bayko", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -153,22 +130,52 @@ fn c_then_a_the_new_message_comes_last() {
 
     // Not a member, no such conversation, unknown handle, malformed uuid.
     let other = Uuid::new_v4().to_string();
-    let out = with_db(&t, &db, "create-message", &[&other, "bayko", "hi"]);
+    let out = t.run_db("create-message", &db, &[&other, "bayko", "hi"]);
     assert!(stderr(&out).contains(&format!("no conversation {other}")), "{}", stderr(&out));
-    let out = with_db(&t, &db, "create-message", &[&COURSE_GROUP.to_string(), "nobody", "hi"]);
+    let out = t.run_db("create-message", &db, &[&COURSE_GROUP.to_string(), "nobody", "hi"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no user with handle nobody in database"), "{}", stderr(&out));
-    let out = with_db(&t, &db, "create-message", &["not-a-uuid", "bayko", "hi"]);
+    let out = t.run_db("create-message", &db, &["not-a-uuid", "bayko", "hi"]);
     assert_eq!(out.status.code(), Some(2), "a malformed uuid is a usage error");
     assert_eq!(t.items().len(), 27);
+}
+
+/// Pattern C's rule lives in the library: any caller, not only the script, is refused a message
+/// from a non-member or into a conversation that does not exist, and nothing is written.
+#[test]
+fn c_only_a_member_writes_into_a_conversation() {
+    let db = TestDb::with_user("Carol C", "carol");
+    let u = db.users(&["bayko", "carol"]);
+    let t = TestTable::create(DynamoLocal::shared(), "pm");
+    let out = t.seed(&db, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = t.items().len();
+
+    let err = block_on(patterns::create_message(&t.ddb, COURSE_GROUP, &u["carol"], "let me in")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Input, "{err}");
+    assert!(err.to_string().starts_with(&format!("carol is not a member of conversation {COURSE_GROUP} (its members: ")), "{err}");
+    let missing = Uuid::new_v4();
+    let err = block_on(patterns::create_message(&t.ddb, missing, &u["bayko"], "hello?")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert_eq!(t.items().len(), before, "nothing was written");
+
+    // The script says the same, with exit 1.
+    let out = t.run_db("create-message", &db, &[&COURSE_GROUP.to_string(), "carol", "let me in"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("carol is not a member of conversation"), "{}", stderr(&out));
+    assert_eq!(t.items().len(), before);
+
+    // A member may.
+    let row = block_on(patterns::create_message(&t.ddb, COURSE_GROUP, &u["bayko"], "welcome")).unwrap();
+    assert!(t.messages().contains(&row));
 }
 
 #[test]
 fn d_writes_all_three_rows_or_none() {
     let db = TestDb::create();
-    let u = users(&db);
+    let u = db.users(&COURSE_HANDLES);
     let t = TestTable::create(DynamoLocal::shared(), "pd");
-    let out = with_db(&t, &db, "create-conversation", &["bayko", "yaya2devops", "Have you seen Babylon 5?"]);
+    let out = t.run_db("create-conversation", &db, &["bayko", "yaya2devops", "Have you seen Babylon 5?"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let group = Uuid::parse_str(stdout(&out).trim()).unwrap();
     let items = t.items();
@@ -201,13 +208,13 @@ fn d_writes_all_three_rows_or_none() {
 
     // A missing table: an error that says so, nothing anywhere.
     let missing = TestTable::missing(DynamoLocal::shared());
-    let out = with_db(&missing, &db, "create-conversation", &["bayko", "yaya2devops", "hi"]);
+    let out = missing.run_db("create-conversation", &db, &["bayko", "yaya2devops", "hi"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("does not exist") && stderr(&out).contains("schema-load"), "{}", stderr(&out));
     // The same user twice, and an unknown one.
-    let out = with_db(&t, &db, "create-conversation", &["bayko", "bayko", "hi"]);
+    let out = t.run_db("create-conversation", &db, &["bayko", "bayko", "hi"]);
     assert!(stderr(&out).contains("two different users"), "{}", stderr(&out));
-    let out = with_db(&t, &db, "create-conversation", &["bayko", "nobody", "hi"]);
+    let out = t.run_db("create-conversation", &db, &["bayko", "nobody", "hi"]);
     assert!(stderr(&out).contains("no user with handle nobody"), "{}", stderr(&out));
     assert_eq!(t.items().len(), 4);
 }
@@ -228,7 +235,7 @@ fn script_errors_and_empty_conversations() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
     // Unknown handle.
-    let out = with_db(&t, &db, "list-conversations", &["nobody"]);
+    let out = t.run_db("list-conversations", &db, &["nobody"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("no user with handle nobody in database postgresql://"), "{err}");

@@ -1,63 +1,71 @@
 //! Faults, crashes and bad input: every test asserts the final contents of the table.
 
-use ddb_core::records::MessageRow;
+use e2e::bad_inputs::{self, Said};
 use e2e::fault::FaultProxy;
 use e2e::*;
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// Exactly `n` messages and 2 group rows, no duplicate message uuid or key.
 fn assert_exact_seed(t: &TestTable, n: usize) {
-    let items = t.items();
-    let msgs: Vec<MessageRow> = items.iter().filter(|i| s(i, "pk").starts_with("MSG#")).map(|i| MessageRow::from_item(i).unwrap()).collect();
-    let groups = items.iter().filter(|i| s(i, "pk").starts_with("GRP#")).count();
-    assert_eq!((msgs.len(), groups), (n, 2), "messages and group rows");
+    let (groups, msgs) = split(&t.items());
+    assert_eq!((msgs.len(), groups.len()), (n, 2), "messages and group rows");
     assert_eq!(msgs.iter().map(|m| m.message_uuid).collect::<HashSet<_>>().len(), n, "duplicate message uuids");
 }
 
-fn seed_via(t: &TestTable, db: &TestDb, endpoint: &str, args: &[&str]) -> std::process::Output {
-    t.cmd("seed").env("CONNECTION_URL", &db.url).env("AWS_ENDPOINT_URL", endpoint).args(args).arg("--quiet").stdin(Stdio::null()).output().unwrap()
+/// A table and a database on a server of their own, and a fault proxy in front of the server
+/// whose faults hit BatchWriteItem only (the test sets which).
+struct BatchFaults {
+    proxy: FaultProxy,
+    t: TestTable,
+    db: TestDb,
+    _server: DynamoLocal,
+}
+
+impl BatchFaults {
+    fn start(tag: &str) -> Self {
+        let server = DynamoLocal::start();
+        let (db, t) = (TestDb::create(), TestTable::create(&server, tag));
+        let proxy = FaultProxy::start(&server.endpoint);
+        proxy.faults.only(&["BatchWriteItem"]);
+        BatchFaults { proxy, t, db, _server: server }
+    }
+
+    /// `seed --messages N` through the proxy, which must succeed; prints the faults injected.
+    fn seed(&self, messages: usize) -> Output {
+        let out = self.t.seed_cmd(&self.db, &["--messages", &messages.to_string()]).env("AWS_ENDPOINT_URL", &self.proxy.endpoint).output().unwrap();
+        eprintln!("faults: {}", self.proxy.faults.summary());
+        assert!(out.status.success(), "{}", stderr(&out));
+        out
+    }
 }
 
 #[test]
 fn seed_completes_exactly_through_throttling_and_partial_batches() {
-    let server = DynamoLocal::start();
-    let db = TestDb::create();
-    let t = TestTable::create(&server, "throttle");
-    let proxy = FaultProxy::start(&server.endpoint);
-    proxy.faults.only(&["BatchWriteItem"]);
-    proxy.faults.throttle_pct.store(30, Relaxed);
-    proxy.faults.unprocessed_pct.store(20, Relaxed);
-    let out = seed_via(&t, &db, &proxy.endpoint, &["--messages", "20000"]);
-    eprintln!("faults: {}", proxy.faults.summary());
-    assert!(out.status.success(), "{}", stderr(&out));
+    let f = BatchFaults::start("throttle");
+    f.proxy.faults.throttle_pct.store(30, Relaxed);
+    f.proxy.faults.unprocessed_pct.store(20, Relaxed);
+    let out = f.seed(20_000);
     assert!(stdout(&out).contains("20002 items written"), "{}", stdout(&out));
-    assert!(proxy.faults.throttled.load(Relaxed) > 100 && proxy.faults.partial.load(Relaxed) > 50, "{}", proxy.faults.summary());
-    assert_exact_seed(&t, 20_000);
+    assert!(f.proxy.faults.throttled.load(Relaxed) > 100 && f.proxy.faults.partial.load(Relaxed) > 50, "{}", f.proxy.faults.summary());
+    assert_exact_seed(&f.t, 20_000);
 }
 
 #[test]
 fn dropped_connections_and_server_errors_lose_and_double_nothing() {
-    let server = DynamoLocal::start();
-    let db = TestDb::create();
-    let t = TestTable::create(&server, "drops");
-    let proxy = FaultProxy::start(&server.endpoint);
-    proxy.faults.only(&["BatchWriteItem"]);
-    proxy.faults.drop_pct.store(15, Relaxed);
-    proxy.faults.http500_pct.store(10, Relaxed);
-    proxy.faults.delay_ms.store(5, Relaxed);
-    let out = seed_via(&t, &db, &proxy.endpoint, &["--messages", "5000"]);
-    eprintln!("faults: {}", proxy.faults.summary());
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(proxy.faults.dropped.load(Relaxed) > 10 && proxy.faults.errors500.load(Relaxed) > 5, "{}", proxy.faults.summary());
-    assert_exact_seed(&t, 5_000);
+    let f = BatchFaults::start("drops");
+    f.proxy.faults.drop_pct.store(15, Relaxed);
+    f.proxy.faults.http500_pct.store(10, Relaxed);
+    f.proxy.faults.delay_ms.store(5, Relaxed);
+    f.seed(5_000);
+    assert!(f.proxy.faults.dropped.load(Relaxed) > 10 && f.proxy.faults.errors500.load(Relaxed) > 5, "{}", f.proxy.faults.summary());
+    assert_exact_seed(&f.t, 5_000);
 
     // A re-run through the same faults replaces the seed: still exactly one copy.
-    let out = seed_via(&t, &db, &proxy.endpoint, &["--messages", "5000"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_exact_seed(&t, 5_000);
+    f.seed(5_000);
+    assert_exact_seed(&f.t, 5_000);
 }
 
 #[test]
@@ -68,16 +76,9 @@ fn server_killed_mid_seed_fails_in_bounded_time_then_a_rerun_completes() {
     let mut server = DynamoLocal::start_at(port, Some(&dir));
     let db = TestDb::create();
     let t = TestTable::create(&server, "killsrv");
-    let mut child = t
-        .cmd("seed")
-        .env("CONNECTION_URL", &db.url)
-        .args(["--messages", "20000", "--quiet", "--concurrency", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = t.seed_cmd(&db, &["--messages", "20000", "--concurrency", "2"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while block_on(t.client().scan().table_name(&t.name).select(aws_sdk_dynamodb::types::Select::Count).send()).unwrap().count < 1_000 {
+    while t.count() < 1_000 {
         assert!(Instant::now() < deadline, "seed wrote nothing within 60 s");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -97,7 +98,7 @@ fn server_killed_mid_seed_fails_in_bounded_time_then_a_rerun_completes() {
     // The same data directory and port: the table is back with part of the seed; a re-run
     // completes it exactly.
     let _server = DynamoLocal::start_at(port, Some(&dir));
-    let out = seed_via(&t, &db, &t.endpoint, &["--messages", "20000"]);
+    let out = t.seed(&db, &["--messages", "20000"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_exact_seed(&t, 20_000);
     let _ = std::fs::remove_dir_all(&dir);
@@ -105,51 +106,28 @@ fn server_killed_mid_seed_fails_in_bounded_time_then_a_rerun_completes() {
 
 #[test]
 fn seed_killed_at_several_points_then_rerun_is_exact() {
-    let server = DynamoLocal::start();
+    let (t, _server) = TestTable::on_own_server("killpoints");
     let db = TestDb::create();
-    let t = TestTable::create(&server, "killpoints");
     // Killed right away, while clearing a previous seed, and while writing messages.
     for (i, wait_for_items) in [0usize, 3_000, 6_000].into_iter().enumerate() {
-        let mut child = t
-            .cmd("seed")
-            .env("CONNECTION_URL", &db.url)
-            .args(["--messages", "8000", "--quiet", "--concurrency", "2"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = t.seed_cmd(&db, &["--messages", "8000", "--concurrency", "2"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
-        let count = || block_on(t.client().scan().table_name(&t.name).select(aws_sdk_dynamodb::types::Select::Count).send()).unwrap().count as usize;
-        while wait_for_items > 0 && count() < wait_for_items && Instant::now() < deadline {
+        while wait_for_items > 0 && t.count() < wait_for_items && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
         child.kill().unwrap();
         child.wait().unwrap();
         eprintln!("kill {i}: {} items left behind", t.items().len());
     }
-    let out = seed_via(&t, &db, &t.endpoint, &["--messages", "8000"]);
+    let out = t.seed(&db, &["--messages", "8000"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_exact_seed(&t, 8_000);
 }
 
-/// The rows of docs/bad-inputs.md: (number, command, exit code, message). `\|` in a command is
-/// a pipe (markdown's escape inside a table).
-fn bad_input_rows() -> Vec<(String, String, i32, String)> {
-    let doc = std::fs::read_to_string(root().join("docs/bad-inputs.md")).unwrap();
-    doc.lines()
-        .filter(|l| l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()))
-        .map(|l| {
-            let cols: Vec<&str> = l.split(" | ").collect();
-            let tick = |s: &str| s.trim().trim_end_matches('|').trim().trim_matches('`').to_string();
-            (tick(cols[0].trim_start_matches('|')), tick(cols[2]).replace("\\|", "|"), tick(cols[3]).parse().unwrap(), tick(cols[4]))
-        })
-        .collect()
-}
-
 #[test]
 fn bad_inputs_from_the_docs() {
-    let rows = bad_input_rows();
-    assert!(rows.len() >= 50, "docs/bad-inputs.md lists {} inputs", rows.len());
+    let rows = bad_inputs::load();
+    assert!(rows.len() >= 50, "{} lists {} inputs", bad_inputs::DATA, rows.len());
     let server = DynamoLocal::shared();
     let db = TestDb::create();
     let null_db = TestDb::create();
@@ -173,16 +151,12 @@ fn bad_inputs_from_the_docs() {
     }
     let bin_dir = bin("seed").parent().unwrap().to_path_buf();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
-    for (n, command, code, message) in &rows {
+    for (i, row) in rows.iter().enumerate() {
+        let (n, command) = (i + 1, &row.command);
         let mut c = Command::new("bash");
         c.args(["-o", "pipefail", "-c", command]);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") || k == "DDB_MESSAGE_TABLE" || k == "CONNECTION_URL" {
-                c.env_remove(k);
-            }
-        }
-        c.env("HOME", &tmp)
-            .env("PATH", &path)
+        scrub_env(&mut c, &tmp);
+        c.env("PATH", &path)
             .env("AWS_ENDPOINT_URL", &t.endpoint)
             .env("DDB_MESSAGE_TABLE", &t.name)
             .env("CONNECTION_URL", &db.url)
@@ -194,21 +168,21 @@ fn bad_inputs_from_the_docs() {
             .env("NULL_DB", &null_db.url)
             .env("INT_DB", &int_db.url);
         let out = run_watched(&mut c, Duration::from_secs(60));
-        let err = stderr(&out);
+        let (err, out_text) = (stderr(&out), stdout(&out));
         let first = err.lines().next().unwrap_or("");
-        assert_eq!(out.status.code(), Some(*code), "row {n} `{command}`: {err}");
-        if *code == 0 {
+        assert_eq!(out.status.code(), Some(row.exit), "row {n} `{command}`: {err}");
+        if row.exit == 0 {
             assert!(!err.contains("error"), "row {n} `{command}`: {err}");
-            assert!(stdout(&out).contains(message.as_str()) || err.contains(message.as_str()), "row {n} `{command}`: no {message:?} in {err}");
-        } else {
-            assert!(
-                first.starts_with("error: ") || (*n == "32" && stdout(&out).contains(message.as_str())),
-                "row {n} `{command}`: first line {first:?}"
-            );
-            assert!(first.contains(message.as_str()) || stdout(&out).contains(message.as_str()), "row {n} `{command}`: {first:?} lacks {message:?}");
+        } else if !matches!(row.said, Said::Stdout(_)) {
+            assert!(first.starts_with("error: "), "row {n} `{command}`: first line {first:?}");
+        }
+        match &row.said {
+            Said::Stderr(m) => assert!(first.contains(m.as_str()), "row {n} `{command}`: {first:?} lacks {m:?}"),
+            Said::Stdout(m) => assert!(out_text.contains(m.as_str()), "row {n} `{command}`: stdout {out_text:?} lacks {m:?}"),
+            Said::Nothing => {}
         }
         assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "row {n} panicked: {err}");
-        assert!(!err.contains("hunter2") && !stdout(&out).contains("hunter2"), "row {n} printed a password");
+        assert!(!err.contains("hunter2") && !out_text.contains("hunter2"), "row {n} printed a password");
     }
     assert_eq!(t.items().len(), 0, "a bad input wrote items");
     // Other tests create and drop their own `t-...` tables on the shared server meanwhile.
@@ -230,22 +204,14 @@ fn seed_in_prod_does_not_replace_an_earlier_seed_without_confirmation() {
     // callback says no, and nothing changes.
     let db = TestDb::create();
     let t = TestTable::create(DynamoLocal::shared(), "prodguard");
-    let out = seed_via(&t, &db, &t.endpoint, &[]);
+    let out = t.seed(&db, &[]);
     assert!(out.status.success());
-    let before = t.items();
-    let users = block_on(async {
-        let c = ddb_core::pg::connect(&db.url).await.unwrap();
-        ddb_core::pg::users_by_handle(&c, &db.url, &["yaya2devops".into(), "bayko".into()]).await.unwrap()
-    });
+    let before = t.snapshot();
+    let users = db.users(&COURSE_HANDLES);
     let speakers = ddb_core::seed::SpeakerMap::parse(ddb_core::seed::COURSE_SPEAKERS, "s").unwrap();
     let conv = ddb_core::seed::Conversation::parse(ddb_core::seed::COURSE_CONVERSATION.as_bytes(), "c", &speakers).unwrap();
     let plan = ddb_core::seed::SeedPlan::new(&conv, users["yaya2devops"].clone(), users["bayko"].clone(), None, 1, ddb_core::records::now()).unwrap();
-    let err = block_on(ddb_core::seed::run(&t.ddb, &plan, Default::default(), &(), &|_| false)).unwrap_err();
+    let err = t.run_seed_plan(&plan, &|_| false).unwrap_err();
     assert!(err.to_string().contains("holds 26 rows of an earlier seed") && err.to_string().contains("--yes"), "{err}");
-    let mut after = t.items();
-    let key = |i: &ddb_core::records::Item| (s(i, "pk").to_string(), s(i, "sk").to_string());
-    let mut before = before;
-    before.sort_by_key(key);
-    after.sort_by_key(key);
-    assert_eq!(after, before, "nothing changed");
+    assert_eq!(t.snapshot(), before, "nothing changed");
 }

@@ -13,14 +13,6 @@ use std::time::Duration;
 /// Far above any expected run: only a hang reaches it.
 const WATCHDOG: Duration = Duration::from_secs(60);
 
-fn seeded(tag: &str) -> (TestTable, TestDb) {
-    let db = TestDb::create();
-    let t = TestTable::create(DynamoLocal::shared(), tag);
-    let out = t.cmd("seed").env("CONNECTION_URL", &db.url).arg("--quiet").stdin(Stdio::null()).output().unwrap();
-    assert!(out.status.success(), "seed: {}", stderr(&out));
-    (t, db)
-}
-
 /// Exit 1 and exactly one line on stderr, `error: ...` containing `want`.
 fn assert_one_error_line(what: &str, out: &Output, want: &str) {
     let err = stderr(out);
@@ -121,12 +113,7 @@ fn the_stream_worker_keeps_trying_a_silent_server_and_says_so() {
 fn with_closed_stdout(cmd: &mut Command) -> Output {
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     drop(child.stdout.take());
-    let deadline = std::time::Instant::now() + WATCHDOG;
-    while child.try_wait().unwrap().is_none() {
-        assert!(std::time::Instant::now() < deadline, "{cmd:?} hangs with a closed stdout");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+    wait_watched(child, WATCHDOG, &format!("{cmd:?} with a closed stdout"))
 }
 
 fn assert_quiet_success(what: &str, out: &Output) {
@@ -137,7 +124,7 @@ fn assert_quiet_success(what: &str, out: &Output) {
 
 #[test]
 fn a_closed_stdout_is_a_quiet_success_in_every_script() {
-    let (t, db) = seeded("closed");
+    let (t, db) = seeded(DynamoLocal::shared(), "closed", &[]);
     let g = COURSE_GROUP.to_string();
     let other = TestTable::create(DynamoLocal::shared(), "closeddrop");
     let runs: Vec<(&str, Vec<&str>)> = vec![
@@ -154,7 +141,7 @@ fn a_closed_stdout_is_a_quiet_success_in_every_script() {
         ("drop", vec![&other.name]),
     ];
     for (name, args) in runs {
-        let out = with_closed_stdout(t.cmd(name).args(&args).env("CONNECTION_URL", &db.url));
+        let out = with_closed_stdout(t.cmd_db(name, &db).args(&args));
         assert_quiet_success(name, &out);
     }
     // The seed still did its work before it had nothing to say it to.
@@ -177,7 +164,7 @@ fn unexpected_users_columns_are_one_line_naming_the_column() {
     ] {
         for name in ["seed", "list-conversations", "create-conversation"] {
             let args: &[&str] = if name == "create-conversation" { &["yaya2devops", "bayko", "hi"] } else { &[] };
-            let out = run_watched(t.cmd(name).args(args).env("CONNECTION_URL", &db.url), WATCHDOG);
+            let out = run_watched(t.cmd_db(name, db).args(args), WATCHDOG);
             if name == "list-conversations" && db.url == null_db.url {
                 // yaya2devops, whom it looks up, has a display name: nothing to complain about.
                 assert!(out.status.success(), "{}", stderr(&out));
@@ -191,7 +178,7 @@ fn unexpected_users_columns_are_one_line_naming_the_column() {
 
 #[test]
 fn cursors_with_any_offset_select_the_same_page() {
-    let (t, _db) = seeded("offsets");
+    let (t, _db) = seeded(DynamoLocal::shared(), "offsets", &[]);
     let all = block_on(patterns::list_messages(&t.ddb, COURSE_GROUP, &Page { limit: 1000, before: None })).unwrap().items;
     // The cursor of the 10th message, spelt as the table does, with Z, and at +05:30.
     let at = ddb_core::records::parse_ts(&all[9].created_at).unwrap();
@@ -269,8 +256,8 @@ fn help_tells_the_true_defaults_and_flags_that_do_nothing_are_refused() {
 
 #[test]
 fn the_seed_tells_written_from_cleared_and_an_early_stop_from_a_late_one() {
-    let (t, db) = seeded("seedline");
-    let again = t.cmd("seed").env("CONNECTION_URL", &db.url).arg("--quiet").output().unwrap();
+    let (t, db) = seeded(DynamoLocal::shared(), "seedline", &[]);
+    let again = t.seed(&db, &[]);
     let last = stdout(&again).lines().last().unwrap().to_string();
     assert!(last.contains(": 26 items written in ") && last.contains("; replaced the earlier seed (26 items), cleared in "), "{last}");
     assert_eq!(stdout(&again).lines().count(), 1, "{}", stdout(&again));
@@ -281,7 +268,7 @@ fn the_seed_tells_written_from_cleared_and_an_early_stop_from_a_late_one() {
     proxy.faults.only(&["BatchWriteItem"]);
     proxy.faults.delay_ms.store(30_000, Relaxed);
     let fresh = TestTable::create(DynamoLocal::shared(), "seedstop");
-    let out = run_watched(fresh.cmd("seed").env("CONNECTION_URL", &db.url).env("AWS_ENDPOINT_URL", &proxy.endpoint).arg("--quiet"), WATCHDOG);
+    let out = run_watched(fresh.seed_cmd(&db, &[]).env("AWS_ENDPOINT_URL", &proxy.endpoint), WATCHDOG);
     assert_one_error_line("seed", &out, "did not answer within 10 s (BatchWriteItem)");
     assert!(stderr(&out).contains("; the seed stopped while writing (2 of 26 items done); run it again"), "{}", stderr(&out));
 }

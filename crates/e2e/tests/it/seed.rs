@@ -1,19 +1,9 @@
-use ddb_core::records::{parse_ts, MessageGroupRow, MessageRow};
+use ddb_core::records::parse_ts;
 use ddb_core::seed::COURSE_GROUP;
 use e2e::*;
 use std::collections::HashSet;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn seed(t: &TestTable, db: &TestDb, args: &[&str]) -> Output {
-    t.cmd("seed").env("CONNECTION_URL", &db.url).args(args).arg("--quiet").stdin(Stdio::null()).output().unwrap()
-}
-
-fn split(items: &[ddb_core::records::Item]) -> (Vec<MessageGroupRow>, Vec<MessageRow>) {
-    let groups = items.iter().filter(|i| s(i, "pk").starts_with("GRP#")).map(|i| MessageGroupRow::from_item(i).unwrap()).collect();
-    let msgs = items.iter().filter(|i| s(i, "pk").starts_with("MSG#")).map(|i| MessageRow::from_item(i).unwrap()).collect();
-    (groups, msgs)
-}
 
 fn write_file(name: &str, bytes: &[u8]) -> tempfile_path::Path {
     tempfile_path::Path::new(name, bytes)
@@ -43,7 +33,7 @@ mod tempfile_path {
 fn seed_writes_the_course_conversation_as_spec_says() {
     let db = TestDb::create();
     let t = TestTable::create(DynamoLocal::shared(), "seed");
-    let out = seed(&t, &db, &[]);
+    let out = t.seed(&db, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let last = stdout(&out).lines().last().unwrap().to_string();
     assert!(last.contains("26 items written") && last.contains("items/s"), "{last}");
@@ -67,10 +57,7 @@ fn seed_writes_the_course_conversation_as_spec_says() {
     }
 
     // The two users come from Postgres.
-    let users = block_on(async {
-        let c = ddb_core::pg::connect(&db.url).await.unwrap();
-        ddb_core::pg::users_by_handle(&c, &db.url, &["yaya2devops".into(), "bayko".into()]).await.unwrap()
-    });
+    let users = db.users(&COURSE_HANDLES);
     let (yaya, bayko) = (&users["yaya2devops"], &users["bayko"]);
 
     // The group rows mirror each other, each naming the OTHER user.
@@ -107,9 +94,9 @@ fn seed_writes_the_course_conversation_as_spec_says() {
 fn seed_twice_leaves_one_copy() {
     let db = TestDb::create();
     let t = TestTable::create(DynamoLocal::shared(), "twice");
-    assert!(seed(&t, &db, &[]).status.success());
+    assert!(t.seed(&db, &[]).status.success());
     let first = t.items();
-    let again = seed(&t, &db, &[]);
+    let again = t.seed(&db, &[]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(stdout(&again).contains("replaced the earlier seed (26 items)"), "{}", stdout(&again));
     let items = t.items();
@@ -123,11 +110,10 @@ fn seed_twice_leaves_one_copy() {
 
 #[test]
 fn custom_conversation_and_speakers() {
-    let db = TestDb::create();
-    db.exec("INSERT INTO users (display_name, handle, email, cognito_user_id) VALUES ('Londo Mollari', 'londo', 'l@example.com', 'MOCK')");
+    let db = TestDb::with_user("Londo Mollari", "londo");
     let t = TestTable::create(DynamoLocal::shared(), "custom");
     let f = write_file("conv.txt", b"Londo: Ah, Mr. Garibaldi.\r\n\r\nYaya2DevOps: Hello Londo\nLondo: Goodbye\n");
-    let out = seed(&t, &db, &["--conversation", f.arg(), "--speaker", "Londo=londo"]);
+    let out = t.seed(&db, &["--conversation", f.arg(), "--speaker", "Londo=londo"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (groups, msgs) = split(&t.items());
     assert_eq!((groups.len(), msgs.len()), (2, 3));
@@ -153,29 +139,23 @@ fn bad_inputs_write_nothing() {
         ("binary.bin", vec![0u8, 1, 2, 3, 255, 254, 0, 10], "not UTF-8"),
         ("one-speaker.txt", b"Yaya2DevOps: hi\nYaya2DevOps: anyone?\n".to_vec(), "between two users; this one has 1"),
     ];
-    for (name, bytes, want) in files {
-        let f = write_file(name, &bytes);
-        let out = seed(&t, &db, &["--conversation", f.arg()]);
-        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
-        assert!(stderr(&out).contains(want), "{name}: {:?} lacks {want:?}", stderr(&out));
-        assert_eq!(t.items().len(), 0, "{name} wrote items");
-    }
-
-    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+    let written: Vec<_> = files.iter().map(|(name, bytes, want)| (*name, write_file(name, bytes), *want)).collect();
+    let mut cases: Vec<(&str, Vec<&str>, &str)> = written.iter().map(|(name, f, want)| (*name, vec!["--conversation", f.arg()], *want)).collect();
+    cases.extend([
         ("missing file", vec!["--conversation", "/nonexistent/conv.txt"], "cannot read conversation file /nonexistent/conv.txt"),
         ("handle not in postgres", vec!["--speaker", "Fan=nobody", "--speaker", "Fan123=nobody"], "no user with handle nobody"),
         ("bad speaker flag", vec!["--speaker", "Fan"], "NAME=handle"),
-    ];
+    ]);
     for (what, args, want) in cases {
-        let out = seed(&t, &db, &args);
+        let out = t.seed(&db, &args);
         assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
-        assert!(stderr(&out).contains(want), "{what}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{what}: {:?} lacks {want:?}", stderr(&out));
         assert_eq!(t.items().len(), 0, "{what} wrote items");
     }
 
     // The table does not exist.
     let missing = TestTable::missing(server);
-    let out = seed(&missing, &db, &[]);
+    let out = missing.seed(&db, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("does not exist") && stderr(&out).contains("./bin/ddb/schema-load"), "{}", stderr(&out));
 
@@ -192,7 +172,7 @@ fn bad_inputs_write_nothing() {
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
 
     // DynamoDB unreachable.
-    let out = seed(&t, &db, &["--endpoint-url", &format!("http://127.0.0.1:{port}")]);
+    let out = t.seed(&db, &["--endpoint-url", &format!("http://127.0.0.1:{port}")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cannot reach DynamoDB"), "{}", stderr(&out));
     assert_eq!(t.items().len(), 0);
@@ -201,9 +181,8 @@ fn bad_inputs_write_nothing() {
 #[test]
 fn scale_mode_writes_exactly_n_plus_two() {
     let db = TestDb::create();
-    let server = DynamoLocal::start();
-    let t = TestTable::create(&server, "scale");
-    let out = seed(&t, &db, &["--messages", "10000"]);
+    let (t, _server) = TestTable::on_own_server("scale");
+    let out = t.seed(&db, &["--messages", "10000"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let items = t.items();
     assert_eq!(items.len(), 10_002);
@@ -215,13 +194,13 @@ fn scale_mode_writes_exactly_n_plus_two() {
     assert_eq!(groups[0].last_message_at, groups[1].last_message_at, "the two rows of a conversation mirror each other");
 
     // Spread over groups, then fewer messages: the earlier, larger seed is replaced entirely.
-    let out = seed(&t, &db, &["--messages", "300", "--groups", "3"]);
+    let out = t.seed(&db, &["--messages", "300", "--groups", "3"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (groups, msgs) = split(&t.items());
     assert_eq!((groups.len(), msgs.len()), (6, 300));
     let per_group: HashSet<_> = msgs.iter().map(|m| m.message_group_uuid).collect();
     assert_eq!(per_group.len(), 3);
-    let out = seed(&t, &db, &[]);
+    let out = t.seed(&db, &[]);
     assert!(out.status.success());
     assert_eq!(t.items().len(), 26);
 }
@@ -229,23 +208,11 @@ fn scale_mode_writes_exactly_n_plus_two() {
 #[test]
 fn killed_mid_run_then_rerun_gives_exactly_the_expected_items() {
     let db = TestDb::create();
-    let server = DynamoLocal::start();
-    let t = TestTable::create(&server, "kill");
-    let mut child = t
-        .cmd("seed")
-        .env("CONNECTION_URL", &db.url)
-        .args(["--messages", "20000", "--quiet", "--concurrency", "2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (t, _server) = TestTable::on_own_server("kill");
+    let mut child = t.seed_cmd(&db, &["--messages", "20000", "--concurrency", "2"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     // Wait until part of it is written, then SIGKILL.
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let n = block_on(t.client().scan().table_name(&t.name).select(aws_sdk_dynamodb::types::Select::Count).send()).unwrap().count;
-        if n > 2_000 {
-            break;
-        }
+    while t.count() <= 2_000 {
         assert!(Instant::now() < deadline, "seed wrote nothing within 60 s");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -254,7 +221,7 @@ fn killed_mid_run_then_rerun_gives_exactly_the_expected_items() {
     let partial = t.items().len();
     assert!(partial < 20_002, "seed finished before it was killed ({partial} items)");
 
-    let out = seed(&t, &db, &["--messages", "20000"]);
+    let out = t.seed(&db, &["--messages", "20000"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let items = t.items();
     assert_eq!(items.len(), 20_002, "after the re-run (partial run had {partial})");
@@ -269,7 +236,19 @@ fn progress_and_summary_lines() {
     // --quiet or not, without a terminal there is no progress bar on stderr.
     let db = TestDb::create();
     let t = TestTable::create(DynamoLocal::shared(), "quiet");
-    let out = t.cmd("seed").env("CONNECTION_URL", &db.url).output().unwrap();
+    let out = t.cmd_db("seed", &db).output().unwrap();
     assert!(out.status.success());
     assert_eq!(stderr(&out), "");
+
+    // --json: the figures as one object instead of the summary line; a re-run says what it replaced.
+    let out = t.cmd_db("seed", &db).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let f: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(
+        (f["messages"].as_u64(), f["conversations"].as_u64(), f["written"].as_u64(), f["deleted"].as_u64()),
+        (Some(24), Some(1), Some(26), Some(26))
+    );
+    assert_eq!((f["table"].as_str(), f["target"].as_str()), (Some(t.name.as_str()), Some(t.endpoint.as_str())));
+    assert!(f["items_per_second"].as_f64().is_some_and(|r| r > 0.0) && f["writing_seconds"].as_f64().is_some_and(|s| s > 0.0), "{f}");
+    assert_eq!(t.count(), 26);
 }

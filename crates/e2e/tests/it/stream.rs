@@ -2,9 +2,9 @@
 //! real stream. Each worker test has a server of its own (SPEC.md: stream tables created late on
 //! a busy server crawl).
 
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use ddb_core::patterns;
-use ddb_core::pg::User;
-use ddb_core::records::{format_ts, parse_ts, Item, MessageGroupRow, MessageRow};
+use ddb_core::records::{format_ts, parse_ts, MessageRow};
 use ddb_core::seed::{group_uuid, COURSE_GROUP};
 use ddb_core::stream::{handle, EventKind, Record};
 use e2e::*;
@@ -13,20 +13,9 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-fn users(db: &TestDb) -> HashMap<String, User> {
-    block_on(async {
-        let c = ddb_core::pg::connect(&db.url).await.unwrap();
-        ddb_core::pg::users_by_handle(&c, &db.url, &["yaya2devops".into(), "bayko".into()]).await.unwrap()
-    })
-}
-
-fn group_rows(t: &TestTable) -> Vec<MessageGroupRow> {
-    t.items().iter().filter(|i| s(i, "pk").starts_with("GRP#")).map(|i| MessageGroupRow::from_item(i).unwrap()).collect()
-}
-
 fn newest_by_group(t: &TestTable) -> HashMap<Uuid, MessageRow> {
     let mut newest: HashMap<Uuid, MessageRow> = HashMap::new();
-    for m in t.items().iter().filter(|i| s(i, "pk").starts_with("MSG#")).map(|i| MessageRow::from_item(i).unwrap()) {
+    for m in t.messages() {
         let e = newest.entry(m.message_group_uuid).or_insert_with(|| m.clone());
         if m.created_at > e.created_at {
             *e = m;
@@ -38,7 +27,7 @@ fn newest_by_group(t: &TestTable) -> HashMap<Uuid, MessageRow> {
 /// True when every group row sits on its conversation's newest message.
 fn all_current(t: &TestTable) -> bool {
     let newest = newest_by_group(t);
-    group_rows(t).iter().all(|g| newest.get(&g.message_group_uuid).is_some_and(|m| m.created_at == g.last_message_at && m.message == g.message))
+    t.group_rows().iter().all(|g| newest.get(&g.message_group_uuid).is_some_and(|m| m.created_at == g.last_message_at && m.message == g.message))
 }
 
 fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
@@ -85,29 +74,21 @@ fn state_file() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("stream-state-{}.json", Uuid::new_v4().simple()))
 }
 
-fn seed(t: &TestTable, db: &TestDb, args: &[&str]) {
-    let out = t.cmd("seed").env("CONNECTION_URL", &db.url).args(args).arg("--quiet").stdin(Stdio::null()).output().unwrap();
-    assert!(out.status.success(), "seed: {}", stderr(&out));
-}
-
 #[test]
 fn create_message_moves_both_group_rows_within_two_seconds() {
     let server = DynamoLocal::start();
-    let db = TestDb::create();
-    let t = TestTable::create(&server, "sw");
-    seed(&t, &db, &[]);
+    let (t, db) = seeded(&server, "sw", &[]);
     let state = state_file();
     let _worker = Worker::start(&t, &state);
-    let out =
-        t.cmd("create-message").env("CONNECTION_URL", &db.url).args([&COURSE_GROUP.to_string(), "bayko", "fresh off the stream"]).output().unwrap();
+    let out = t.run_db("create-message", &db, &[&COURSE_GROUP.to_string(), "bayko", "fresh off the stream"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let took = wait_until(Duration::from_secs(2), || {
-        let rows = group_rows(&t);
+        let rows = t.group_rows();
         rows.len() == 2 && rows.iter().all(|g| g.message == "fresh off the stream")
     });
-    assert!(took.is_some(), "group rows did not follow within 2 s: {:?}", group_rows(&t));
+    assert!(took.is_some(), "group rows did not follow within 2 s: {:?}", t.group_rows());
     let newest = newest_by_group(&t);
-    let rows = group_rows(&t);
+    let rows = t.group_rows();
     assert_eq!(rows.len(), 2, "still exactly two group rows");
     assert!(rows.iter().all(|g| g.last_message_at == newest[&COURSE_GROUP].created_at));
     let _ = std::fs::remove_file(state);
@@ -118,11 +99,9 @@ fn create_message_moves_both_group_rows_within_two_seconds() {
 #[test]
 fn bursts_across_groups_end_current_even_with_the_worker_killed_midway() {
     let server = DynamoLocal::start();
-    let db = TestDb::create();
-    let u = users(&db);
-    let t = TestTable::create(&server, "swburst");
-    seed(&t, &db, &["--messages", "10", "--groups", "10"]);
-    assert_eq!(group_rows(&t).len(), 20);
+    let (t, db) = seeded(&server, "swburst", &["--messages", "10", "--groups", "10"]);
+    let u = db.users(&COURSE_HANDLES);
+    assert_eq!(t.group_rows().len(), 20);
     let state = state_file();
     let mut worker = Worker::start(&t, &state);
     let send = |range: std::ops::Range<u64>| {
@@ -137,8 +116,8 @@ fn bursts_across_groups_end_current_even_with_the_worker_killed_midway() {
     worker.kill();
     send(50..100);
     let mut worker = Worker::start(&t, &state);
-    assert!(wait_until(Duration::from_secs(30), || all_current(&t)).is_some(), "group rows not current: {:?}", group_rows(&t));
-    let rows = group_rows(&t);
+    assert!(wait_until(Duration::from_secs(30), || all_current(&t)).is_some(), "group rows not current: {:?}", t.group_rows());
+    let rows = t.group_rows();
     assert_eq!(rows.len(), 20, "the number of group rows is unchanged");
     for k in 0..10u64 {
         let of_k: Vec<_> = rows.iter().filter(|g| g.message_group_uuid == group_uuid(k)).collect();
@@ -159,7 +138,7 @@ fn record(seq: &str, kind: EventKind, m: &MessageRow) -> Record {
 #[test]
 fn the_handler_is_idempotent_ignores_older_messages_and_removes() {
     let db = TestDb::create();
-    let u = users(&db);
+    let u = db.users(&COURSE_HANDLES);
     let t = TestTable::create(DynamoLocal::shared(), "shandler");
     let start = parse_ts("2026-02-01T10:00:00Z").unwrap();
     let g = block_on(patterns::create_message_group_at(&t.ddb, Uuid::new_v4(), &u["bayko"], &u["yaya2devops"], "first", start)).unwrap();
@@ -173,23 +152,18 @@ fn the_handler_is_idempotent_ignores_older_messages_and_removes() {
     for m in [&newer, &older] {
         block_on(t.client().put_item().table_name(&t.name).set_item(Some(m.to_item())).send()).unwrap();
     }
-    let snapshot = |t: &TestTable| {
-        let mut v: Vec<Item> = t.items();
-        v.sort_by_key(|i| (s(i, "pk").to_string(), s(i, "sk").to_string()));
-        v
-    };
 
     let batch = vec![record("1", EventKind::Insert, &newer)];
     let first = block_on(handle(&t.ddb, &batch));
     assert_eq!((first.moved, first.failed.len()), (2, 0));
-    let after_first = snapshot(&t);
+    let after_first = t.snapshot();
     let rows = block_on(patterns::group_rows(&t.ddb, g.uuid)).unwrap();
     assert!(rows.iter().all(|r| r.message == "newer" && format_ts(r.last_message_at) == format_ts(newer.created_at)));
 
     // The same batch again changes nothing.
     let again = block_on(handle(&t.ddb, &batch));
     assert_eq!((again.moved, again.failed.len()), (0, 0));
-    assert_eq!(snapshot(&t), after_first);
+    assert_eq!(t.snapshot(), after_first);
 
     // An older message after a newer one is ignored; so are REMOVE and group-row records.
     let grp_record = Record { sequence_number: "4".into(), kind: EventKind::Modify, new_image: Some(rows[0].to_item()) };
@@ -201,7 +175,7 @@ fn the_handler_is_idempotent_ignores_older_messages_and_removes() {
     ];
     let out = block_on(handle(&t.ddb, &late));
     assert_eq!((out.moved, out.failed.len(), out.messages), (0, 0, 1));
-    assert_eq!(snapshot(&t), after_first);
+    assert_eq!(t.snapshot(), after_first);
 
     // Several messages of one conversation in a batch: the group rows end on the newest.
     let (a, b) = (msg(30, "thirty"), msg(40, "forty"));
@@ -227,28 +201,10 @@ fn the_worker_refuses_a_table_without_a_stream_and_a_missing_table() {
     // A table made without a stream (not by schema-load).
     let name = table_name("nostream");
     let ddb = DynamoLocal::shared().ddb(&name);
-    block_on(
-        ddb.client
-            .create_table()
-            .table_name(&name)
-            .attribute_definitions(
-                aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-            .send(),
-    )
-    .unwrap();
+    let pk = AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap();
+    let key = KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap();
+    let create = ddb.client.create_table().table_name(&name).attribute_definitions(pk).key_schema(key).billing_mode(BillingMode::PayPerRequest);
+    block_on(create.send()).unwrap();
     let out = clean_cmd("stream-worker")
         .env("AWS_ENDPOINT_URL", &DynamoLocal::shared().endpoint)
         .args(["--table", &name, "--state"])
@@ -263,9 +219,7 @@ fn the_worker_refuses_a_table_without_a_stream_and_a_missing_table() {
 #[test]
 fn the_worker_stops_cleanly_on_sigterm_and_saves_its_position() {
     let server = DynamoLocal::start();
-    let db = TestDb::create();
-    let t = TestTable::create(&server, "swterm");
-    seed(&t, &db, &[]);
+    let (t, _db) = seeded(&server, "swterm", &[]);
     let state = state_file();
     let child =
         t.cmd("stream-worker").args(["--state"]).arg(&state).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();

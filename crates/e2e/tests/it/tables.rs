@@ -88,8 +88,7 @@ fn list_tables_shows_every_page() {
 
 #[test]
 fn scan_reads_every_page_plain_and_parallel() {
-    let server = DynamoLocal::start();
-    let t = TestTable::create(&server, "scan");
+    let (t, _server) = TestTable::on_own_server("scan");
     // 5,000 items of about 1 KB: about 5 MB, five times the 1 MB page.
     let body = "x".repeat(1000);
     let items = (0..5000).map(|i| {
@@ -100,7 +99,7 @@ fn scan_reads_every_page_plain_and_parallel() {
         ]);
         ddb_core::write::put(item)
     });
-    let written = block_on(ddb_core::write::write_all(&t.ddb, items, Default::default(), &())).unwrap();
+    let written = t.write(items);
     assert_eq!(written, 5000);
 
     for args in [&[][..], &["--segments", "4"][..]] {
