@@ -26,10 +26,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    cli::run(1, |args: Args| async move {
-        let ddb = args.ddb.connect().await?;
-        let users = args.pg.users(&[&args.handle, &args.other_handle]).await?;
-        let new = patterns::create_message_group(&ddb, &users[0], &users[1], &args.text).await?;
+    cli::run(1, |Args { handle, other_handle, text, ddb, pg }: Args| async move {
+        let ddb = ddb.connect().await?;
+        let users = pg.users(&[&handle, &other_handle]).await?;
+        let new = patterns::create_message_group(&ddb, &users[0], &users[1], &text).await?;
         outln!("{}", new.uuid)?;
         eprintln!("created conversation {} between {} and {}", new.uuid, users[0].handle, users[1].handle);
         Ok(())

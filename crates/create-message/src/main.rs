@@ -30,19 +30,19 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    cli::run(1, |args: Args| async move {
-        let group = cli::parse_uuid("GROUP_UUID", &args.group)?;
-        let ddb = args.ddb.connect().await?;
-        let sender = args.pg.users(&[&args.handle]).await?.remove(0);
-        let text = if args.text == "-" {
+    cli::run(1, |Args { group, handle, text, ddb, pg, json }: Args| async move {
+        let group = cli::parse_uuid("GROUP_UUID", &group)?;
+        let ddb = ddb.connect().await?;
+        let sender = pg.users(&[&handle]).await?.remove(0);
+        let text = if text == "-" {
             let mut t = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).map_err(|e| anyhow::anyhow!("cannot read the message from stdin: {e}"))?;
             t.trim_end_matches('\n').to_string()
         } else {
-            args.text.clone()
+            text
         };
         let row = patterns::create_message(&ddb, group, &sender, &text).await?;
-        if args.json {
+        if json {
             cli::print_json(&row)?;
         } else {
             outln!("created message {} in conversation {group} at {}", row.message_uuid, ddb_core::records::format_ts(row.created_at))?;

@@ -21,9 +21,9 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    cli::run(1, |args: Args| async move {
-        let url = &args.connection_url;
-        if args.check {
+    cli::run(1, |Args { connection_url, check }: Args| async move {
+        let url = &connection_url;
+        if check {
             let client = pg::connect(url).await?;
             let n = pg::count_users(&client, url).await?;
             outln!("postgres {}: users table with {n} row(s)", pg::redact(url))?;

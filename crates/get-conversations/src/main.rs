@@ -36,13 +36,13 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    cli::run(1, |args: Args| async move {
-        let (group, prod) = cli::word_and_prod(&args.words, "GROUP_UUID")?;
+    cli::run(1, |Args { words, ddb, output, page }: Args| async move {
+        let (group, prod) = cli::word_and_prod(&words, "GROUP_UUID")?;
         let group = group.map_or(Ok(COURSE_GROUP), |g| cli::parse_uuid("GROUP_UUID", &g))?;
-        let page = args.page.page()?;
-        let ddb = args.ddb.connect(prod).await?;
+        let page = page.page()?;
+        let ddb = ddb.connect(prod).await?;
         let listing = patterns::list_messages(&ddb, group, &page).await?;
-        match args.output {
+        match output {
             Output::Course => {
                 cli::print_json(&patterns::response_json(&listing.raw))?;
                 let capacity = listing.raw.consumed_capacity().map(patterns::capacity_json).unwrap_or_default();

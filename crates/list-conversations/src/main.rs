@@ -41,14 +41,14 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    cli::run(1, |args: Args| async move {
-        let (handle, prod) = cli::word_and_prod(&args.words, "HANDLE")?;
+    cli::run(1, |Args { words, ddb, pg, output, page }: Args| async move {
+        let (handle, prod) = cli::word_and_prod(&words, "HANDLE")?;
         let handle = handle.unwrap_or_else(|| COURSE_HANDLE.to_string());
-        let page = args.page.page()?;
-        let ddb = args.ddb.connect(prod).await?;
-        let me = args.pg.users(&[&handle]).await?.remove(0);
+        let page = page.page()?;
+        let ddb = ddb.connect(prod).await?;
+        let me = pg.users(&[&handle]).await?.remove(0);
         let listing = patterns::list_message_groups(&ddb, me.uuid, &page).await?;
-        match args.output {
+        match output {
             Output::Json => cli::print_json(&listing.items)?,
             Output::Course => {
                 outln!("my-uuid: {}", me.uuid)?;

@@ -48,10 +48,10 @@ fn boxed(title: &str, rows: &[String]) -> String {
 }
 
 fn main() -> ExitCode {
-    cli::run(1, |args: Args| async move {
-        let ddb = DdbFlags { target: args.target, table: table::TABLE_NAME.to_string() }.connect(args.prod.is_set()).await?;
+    cli::run(1, |Args { prod, target, output }: Args| async move {
+        let ddb = DdbFlags { target, table: table::TABLE_NAME.to_string() }.connect(prod.is_set()).await?;
         let names = table::list(&ddb).await?;
-        match args.output {
+        match output {
             Output::Table => outln!("{}", boxed("ListTables", &names))?,
             Output::Json => outln!("{}", serde_json::to_string_pretty(&names)?)?,
             Output::Text => {

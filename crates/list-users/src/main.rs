@@ -27,11 +27,11 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    cli::run_cognito(1, |args: Args| async move {
-        let pool = args.cognito.connect().await?;
+    cli::run_cognito(1, |Args { cognito, output }: Args| async move {
+        let pool = cognito.connect().await?;
         let users = cognito::list_users(&pool.client, &pool.pool, &pool.label).await?;
         let (map, skipped) = cognito::handle_map(&users);
-        match args.output {
+        match output {
             Output::Course => {
                 cli::print_json(&users.iter().map(|u| &u.raw).collect::<Vec<_>>())?;
                 cli::print_json(&map)?;

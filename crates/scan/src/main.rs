@@ -38,16 +38,16 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    cli::run(1, |args: Args| async move {
-        let format = match args.output {
+    cli::run(1, |Args { output, limit, segments, ddb }: Args| async move {
+        let format = match output {
             Output::Json => ItemFormat::Json,
             Output::DynamodbJson => ItemFormat::DynamodbJson,
         };
-        let ddb = args.ddb.connect().await?;
+        let ddb = ddb.connect().await?;
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
-        let mut items = scan::items(&ddb, args.segments);
+        let mut items = scan::items(&ddb, segments);
         let mut count = 0u64;
-        while args.limit.is_none_or(|l| count < l) {
+        while limit.is_none_or(|l| count < l) {
             let Some(item) = items.next().await else {
                 break;
             };

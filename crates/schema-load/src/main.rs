@@ -37,11 +37,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    cli::run(1, |args: Args| async move {
-        let ddb = args.ddb.connect().await?;
-        let billing = if args.on_demand { Billing::OnDemand } else { Billing::default() };
-        match table::create(&ddb, billing, Duration::from_secs(args.wait)).await {
-            Ok(t) => match args.output {
+    cli::run(1, |Args { on_demand, output, wait, ddb }: Args| async move {
+        let ddb = ddb.connect().await?;
+        let billing = if on_demand { Billing::OnDemand } else { Billing::default() };
+        match table::create(&ddb, billing, Duration::from_secs(wait)).await {
+            Ok(t) => match output {
                 Output::Summary => outln!("created {}", table::summary(&t))?,
                 Output::Json => outln!("{:#}", table::description_json(&t))?,
             },

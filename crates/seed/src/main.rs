@@ -51,22 +51,21 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    cli::run(2, |args: Args| async move {
-        let request =
-            SeedRequest { conversation: args.conversation, speakers: args.speaker, messages: args.messages, groups: args.groups, now: args.now };
-        let plan = request.plan(&args.pg.connection_url).await?;
-        let ddb = args.ddb.connect().await?;
+    cli::run(2, |Args { conversation, speaker, messages, groups, concurrency, quiet, json, yes, pg, now, ddb }: Args| async move {
+        let request = SeedRequest { conversation, speakers: speaker, messages, groups, now };
+        let plan = request.plan(&pg.connection_url).await?;
+        let ddb = ddb.connect().await?;
         table::describe(&ddb).await?;
-        let bar = Bar::new(plan.total_items(), args.quiet);
+        let bar = Bar::new(plan.total_items(), quiet);
         // Replacing an earlier seed in AWS deletes rows: ask first.
-        let ask = ddb.target.is_aws() && !args.yes;
+        let ask = ddb.target.is_aws() && !yes;
         let prompt = |n| format!("This deletes {n} rows of an earlier seed from {} in AWS. Type yes to go on: ", ddb.table);
         let approve = |n: u64| !ask || bar.suspend(|| cli::confirm(&prompt(n), "yes")).unwrap_or(false);
-        let opts = WriteOptions { concurrency: args.concurrency as usize, ..WriteOptions::default() };
+        let opts = WriteOptions { concurrency: concurrency as usize, ..WriteOptions::default() };
         let result = seed::run(&ddb, &plan, opts, &bar, &approve).await;
         bar.clear();
         let report = result?;
-        if args.json {
+        if json {
             return cli::print_json_line(&report.figures(&plan, &ddb));
         }
         outln!("{}", report.summary(&plan, &ddb))?;

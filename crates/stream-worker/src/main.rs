@@ -44,20 +44,19 @@ enum From {
 }
 
 fn main() -> ExitCode {
-    cli::run(1, |args: Args| async move {
-        let (ddb, config) = args.ddb.connect_with_config().await?;
+    cli::run(1, |Args { from, state, idle_ms, wait_for_table, quiet, ddb }: Args| async move {
+        let (ddb, config) = ddb.connect_with_config().await?;
         let streams = worker::streams_client(&config, &ddb.target);
         let opts = WorkerOptions {
-            start_at: match args.from {
+            start_at: match from {
                 From::TrimHorizon => StartAt::TrimHorizon,
                 From::Latest => StartAt::Latest,
             },
-            state: args.state.clone().unwrap_or_else(|| cli::state_file(&format!("stream-{}-{}.json", ddb.target.label(), ddb.table))),
-            idle: Duration::from_millis(args.idle_ms),
-            wait_for_table: args.wait_for_table,
+            state: state.unwrap_or_else(|| cli::state_file(&format!("stream-{}-{}.json", ddb.target.label(), ddb.table))),
+            idle: Duration::from_millis(idle_ms),
+            wait_for_table,
         };
         eprintln!("stream-worker: following the stream of {} at {} (state: {})", ddb.table, ddb.target.label(), opts.state.display());
-        let quiet = args.quiet;
         let report = move |e: worker::Event| match e {
             worker::Event::Batch(o) if !quiet && (o.messages > 0 || !o.failed.is_empty()) => {
                 let retry = if o.failed.is_empty() { String::new() } else { format!(", {} record(s) to retry", o.failed.len()) };

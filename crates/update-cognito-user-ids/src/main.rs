@@ -28,11 +28,11 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    cli::run_cognito(1, |args: Args| async move {
-        let pool = args.cognito.connect().await?;
-        let url = &args.pg.connection_url;
-        let run = cognito::sync_pool(&pool.client, &pool.pool, &pool.label, url, args.dry_run).await?;
-        if args.json {
+    cli::run_cognito(1, |Args { cognito, pg, dry_run, json }: Args| async move {
+        let pool = cognito.connect().await?;
+        let url = &pg.connection_url;
+        let run = cognito::sync_pool(&pool.client, &pool.pool, &pool.label, url, dry_run).await?;
+        if json {
             // stdout holds the JSON alone; what was skipped is in it, and said on stderr too.
             run.skipped.iter().for_each(|(name, why)| eprintln!("skipped {name}: {why}"));
             return cli::print_json_line(&run);
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         for (name, why) in &run.skipped {
             outln!("skipped {name}: {why}")?;
         }
-        let (report, verb) = (&run.report, if args.dry_run { "would change" } else { "changed" });
+        let (report, verb) = (&run.report, if dry_run { "would change" } else { "changed" });
         for c in &report.changed {
             outln!("{verb} {}: {} -> {}", c.handle, c.before.as_deref().unwrap_or("NULL"), c.after)?;
         }
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
             report.changed.len(),
             report.unchanged,
             pg::redact(url),
-            if args.dry_run { " (dry run: nothing was written)" } else { "" },
+            if dry_run { " (dry run: nothing was written)" } else { "" },
             run.cognito_seconds,
             run.postgres_seconds
         )?;
