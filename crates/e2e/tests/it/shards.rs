@@ -4,7 +4,7 @@
 //! of parents and children is tested in ddb-core's unit tests.)
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use ddb_core::stream::shards::{Positions, ShardReader};
+use ddb_core::stream::shards::{Batch, Positions, ShardReader};
 use ddb_core::stream::worker::StartAt;
 use e2e::{block_on, DynamoLocal, TestTable};
 use std::time::{Duration, Instant};
@@ -18,10 +18,19 @@ struct Stream {
     _server: DynamoLocal,
 }
 
-fn stream() -> Stream {
+impl Stream {
+    fn reader(&self, start_at: StartAt, positions: Positions) -> ShardReader {
+        ShardReader::new(&self.t.ddb, &self.streams, &self.arn, start_at, positions)
+    }
+}
+
+/// A new table with a stream, and items `TEST#k` for `first` written into it.
+fn stream_with(first: std::ops::Range<u32>) -> Stream {
     let (t, server) = TestTable::on_own_server("shards");
     let arn = block_on(ddb_core::table::describe(&t.ddb)).unwrap().latest_stream_arn().expect("a stream").to_string();
-    Stream { streams: t.streams(), t, arn, _server: server }
+    let s = Stream { streams: t.streams(), t, arn, _server: server };
+    block_on(put(&s, first));
+    s
 }
 
 async fn put(s: &Stream, keys: std::ops::Range<u32>) {
@@ -32,7 +41,7 @@ async fn put(s: &Stream, keys: std::ops::Range<u32>) {
 }
 
 /// The pk of each record.
-fn keys(batch: &ddb_core::stream::shards::Batch) -> Vec<String> {
+fn keys(batch: &Batch) -> Vec<String> {
     use aws_sdk_dynamodbstreams::types::AttributeValue as S;
     batch
         .records
@@ -44,19 +53,25 @@ fn keys(batch: &ddb_core::stream::shards::Batch) -> Vec<String> {
         .collect()
 }
 
+/// The next batch that has records (or ends its shard), waiting up to 20 s for one.
+async fn next_batch(reader: &mut ShardReader) -> Batch {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(batch) = reader.next().await.unwrap() {
+            return batch;
+        }
+        assert!(Instant::now() < deadline, "no records within 20 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Reads until `want` records have come (in one or more batches, each done).
 async fn read(reader: &mut ShardReader, want: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
     let mut got = Vec::new();
     while got.len() < want {
-        assert!(Instant::now() < deadline, "only {got:?} of {want} records within 20 s");
-        match reader.next().await.unwrap() {
-            Some(batch) => {
-                got.extend(keys(&batch));
-                reader.done(batch);
-            }
-            None => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
+        let batch = next_batch(reader).await;
+        got.extend(keys(&batch));
+        reader.done(batch);
     }
     got
 }
@@ -67,19 +82,11 @@ fn pks(range: std::ops::Range<u32>) -> Vec<String> {
 
 #[test]
 fn a_batch_not_done_comes_again_and_saved_positions_go_on_after_it() {
-    let s = stream();
+    let s = stream_with(0..3);
     block_on(async {
-        put(&s, 0..3).await;
-        let mut reader = ShardReader::new(&s.t.ddb, &s.streams, &s.arn, StartAt::TrimHorizon, Positions::new());
+        let mut reader = s.reader(StartAt::TrimHorizon, Positions::new());
         // The first batch with records, not done (a handler that failed) ...
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let first = loop {
-            assert!(Instant::now() < deadline, "no records within 20 s");
-            match reader.next().await.unwrap() {
-                Some(b) => break b,
-                None => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        };
+        let first = next_batch(&mut reader).await;
         let first_keys = keys(&first);
         assert!(!first_keys.is_empty() && !first.ends_shard());
         drop(first);
@@ -97,7 +104,7 @@ fn a_batch_not_done_comes_again_and_saved_positions_go_on_after_it() {
 
         // A new reader from the saved positions reads only what came after them.
         put(&s, 3..5).await;
-        let mut restarted = ShardReader::new(&s.t.ddb, &s.streams, &s.arn, StartAt::TrimHorizon, saved);
+        let mut restarted = s.reader(StartAt::TrimHorizon, saved);
         assert_eq!(read(&mut restarted, 2).await, pks(3..5));
         // And nothing more: a pass that finds nothing says so.
         assert!(restarted.next().await.unwrap().is_none());
@@ -106,13 +113,12 @@ fn a_batch_not_done_comes_again_and_saved_positions_go_on_after_it() {
 
 #[test]
 fn latest_reads_only_what_is_written_after_the_first_pass() {
-    let s = stream();
+    let s = stream_with(0..3);
     block_on(async {
-        put(&s, 0..3).await;
         // Let the three reach the stream, so that LATEST comes after them.
-        let mut all = ShardReader::new(&s.t.ddb, &s.streams, &s.arn, StartAt::TrimHorizon, Positions::new());
+        let mut all = s.reader(StartAt::TrimHorizon, Positions::new());
         assert_eq!(read(&mut all, 3).await, pks(0..3));
-        let mut latest = ShardReader::new(&s.t.ddb, &s.streams, &s.arn, StartAt::Latest, Positions::new());
+        let mut latest = s.reader(StartAt::Latest, Positions::new());
         assert!(latest.next().await.unwrap().is_none(), "nothing after LATEST yet");
         put(&s, 3..4).await;
         assert_eq!(read(&mut latest, 1).await, pks(3..4));
