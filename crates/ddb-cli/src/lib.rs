@@ -128,7 +128,7 @@ pub fn print_json_line(v: &impl serde::Serialize) -> anyhow::Result<()> {
 /// The course's trailing `prod` word, as the last positional argument of a script.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct Prod {
-    /// `prod` for real AWS (as in the course: ./bin/ddb/seed prod); default: DynamoDB Local
+    /// `prod` for real AWS, as in the course; default: DynamoDB Local (see --endpoint-url)
     #[arg(value_name = "prod", value_parser = ["prod"])]
     prod: Option<String>,
 }
