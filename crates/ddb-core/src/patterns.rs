@@ -14,7 +14,7 @@
 
 use crate::error::{input, Error, Result};
 use crate::records::{format_ts, item_size, now, parse_ts, Item, MessageGroupRow, MessageRow, User, MAX_ITEM_BYTES};
-use crate::table::{GSI_NAME, GSI_PK, SK};
+use crate::table::{GSI_NAME, GSI_PK, PK, SK};
 use crate::Ddb;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, TransactWriteItem};
@@ -193,6 +193,32 @@ pub async fn group_rows(ddb: &Ddb, group: Uuid) -> Result<Vec<MessageGroupRow>> 
     items.iter().map(MessageGroupRow::from_item).collect()
 }
 
+/// True when `user` has a group row of `group`. A strongly consistent query of the user's own
+/// partition, not the index: pattern E moves a member's row by deleting it and putting a later one
+/// in one transaction, and a consistent read in key order sees the old row, the new one or both,
+/// never neither; the index, updated after the table, may show neither for a moment.
+async fn is_member(ddb: &Ddb, group: Uuid, user: &User) -> Result<bool> {
+    let mut rows = ddb
+        .client
+        .query()
+        .table_name(&ddb.table)
+        .key_condition_expression("#pk = :pk")
+        .filter_expression("#g = :g")
+        .expression_attribute_names("#pk", PK)
+        .expression_attribute_names("#g", GSI_PK)
+        .expression_attribute_values(":pk", AttributeValue::S(MessageGroupRow::pk_of(user.uuid)))
+        .expression_attribute_values(":g", AttributeValue::S(group.to_string()))
+        .projection_expression("#pk")
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send();
+    match rows.next().await {
+        Some(row) => row.map(|_| true).map_err(|e| Error::from_sdk(e, &ddb.ctx("Query"))),
+        None => Ok(false),
+    }
+}
+
 fn check_size(item: &Item) -> Result<()> {
     let size = item_size(item);
     if size > MAX_ITEM_BYTES {
@@ -221,24 +247,29 @@ fn put_new(ddb: &Ddb, item: Item) -> TransactWriteItem {
 const COLLISION_RETRIES: i64 = 16;
 
 /// C. Writes one message from `sender` into `group` and returns it. The conversation must exist
-/// and `sender` must be one of its members, by the conversation's group rows in the index (which
-/// AWS updates within a moment of a write: a conversation created a few milliseconds earlier may
-/// not be found yet). Two messages of a conversation may not share a
-/// timestamp (it is their key): a collision moves the new one on by a microsecond instead of
-/// overwriting the other.
+/// and `sender` must be one of its members: they have a group row of it (read strongly
+/// consistently, so that pattern E moving the row at that moment does not hide it). Two messages
+/// of a conversation may not share a timestamp (it is their key): a collision moves the new one on
+/// by a microsecond instead of overwriting the other.
 pub async fn create_message(ddb: &Ddb, group: Uuid, sender: &User, text: &str) -> Result<MessageRow> {
     if text.is_empty() {
         return Err(input("the message is empty; nothing was written"));
     }
-    let members = group_rows(ddb, group).await?;
-    if members.is_empty() {
-        return Err(Error::NotFound(format!(
-            "no conversation {group} in table {} at {}; start one with ./bin/ddb/patterns/create-conversation",
-            ddb.table,
-            ddb.target.label()
-        )));
-    }
-    if !members.iter().any(|r| r.owner_uuid == sender.uuid) {
+    // The seed's replacement of group rows may put a member's row at an earlier key than the one
+    // it deletes, which a read at that very moment can miss: a refusal is checked once more.
+    if !is_member(ddb, group, sender).await? && {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        !is_member(ddb, group, sender).await?
+    } {
+        // Refused either way; the index says which message fits.
+        let members = group_rows(ddb, group).await?;
+        if members.is_empty() {
+            return Err(Error::NotFound(format!(
+                "no conversation {group} in table {} at {}; start one with ./bin/ddb/patterns/create-conversation",
+                ddb.table,
+                ddb.target.label()
+            )));
+        }
         let names: Vec<&str> = members.iter().map(|r| r.user_handle.as_str()).collect();
         return Err(input(format!(
             "{} is not a member of conversation {group} (its members: {}); nothing was written",

@@ -252,7 +252,7 @@ fn chatter<'a>(t: &'a TestTable, sender: &'a User, stop: &'a AtomicBool) -> impl
     move || {
         let mut n = 0;
         while !stop.load(Relaxed) {
-            block_on(ddb_core::patterns::create_message(&t.ddb, COURSE_GROUP, sender, &format!("while seeding {n}"))).unwrap();
+            block_on(ddb_core::patterns::create_message(&t.ddb, COURSE_GROUP, sender, &format!("{} says {n}", sender.handle))).unwrap();
             n += 1;
             std::thread::sleep(Duration::from_millis(40));
         }
@@ -300,6 +300,29 @@ fn seed_racing_create_message_and_the_worker_keeps_one_row_per_member() {
         }
     }
     assert!(!worker.log().contains("kept changing"), "the worker never gave up on a conversation:\n{}", worker.log());
+}
+
+/// Pattern C checks membership on the sender's own group row while pattern E moves that row
+/// (delete and put in one transaction): both members writing at once are never refused, and the
+/// rows settle on the newest message.
+#[test]
+fn members_writing_while_the_worker_moves_their_rows_are_never_refused() {
+    let server = DynamoLocal::start();
+    let (t, _db, u) = seeded_course(&server, "chat");
+    let worker = Worker::start(&t);
+    let stop = AtomicBool::new(false);
+    let sent = std::thread::scope(|s| {
+        let talkers = [s.spawn(chatter(&t, &u["bayko"], &stop)), s.spawn(chatter(&t, &u["yaya2devops"], &stop))];
+        std::thread::sleep(Duration::from_secs(4));
+        stop.store(true, Relaxed);
+        talkers.map(|h| h.join().expect("a member was refused")).iter().sum::<u32>()
+    });
+    assert!(sent >= 20, "only {sent} messages in 4 s");
+    if let Err(e) = wait_settled(&t, &u, Duration::from_secs(30)) {
+        panic!("{e}\nworker log:\n{}", worker.log());
+    }
+    let messages = t.messages().into_iter().filter(|m| m.message_group_uuid == COURSE_GROUP).count();
+    assert_eq!(messages, 24 + sent as usize);
 }
 
 #[test]
