@@ -2,6 +2,18 @@
 //! and exit codes, the flags (`prod`, the target, the table, Postgres, paging), stdout that ends
 //! quietly when its reader goes away, progress bars and confirmation. `ddb-core` decides and
 //! writes; this crate parses and prints. Each script stays a tiny binary: parse, call, print.
+//!
+//! # Layout
+//!
+//! - Running: [`run`] (and [`run_cognito`]) parse a script's arguments and run its body on a
+//!   runtime; [`main`] prints `error: ...` and picks the exit code ([`usage`] errors exit 2).
+//! - Output: [`outln!`], [`print_json`], [`print_json_line`] (`--json`); a closed stdout ends quietly.
+//! - Flags: [`DdbArgs`] (`prod`, the target, the table), [`DdbFlags`] with [`word_and_prod`] for
+//!   scripts whose positional words are all optional, [`TargetArgs`], [`PgArgs`], [`PageArgs`],
+//!   `CognitoArgs` (feature `cognito`), [`parse_uuid`].
+//! - Interaction: [`Bar`] (the library's `Progress` drawn on stderr), [`confirm`],
+//!   [`shutdown_signal`], [`state_file`].
+#![deny(missing_docs)]
 
 use anyhow::Context;
 use ddb_core::patterns::{Page, DEFAULT_LIMIT};
@@ -265,7 +277,7 @@ pub struct DdbFlags {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Table name (for tests and for several stages)
-    #[arg(long, env = table::TABLE_ENV, default_value = table::TABLE_NAME, global = true)]
+    #[arg(long, env = table::TABLE_ENV, default_value = table::TABLE_NAME, global = true, hide_env_values = true)]
     pub table: String,
 }
 

@@ -110,15 +110,23 @@ impl Lease {
 
     /// Runs `work` while holding the lease; fails without running it when another run holds it
     /// (the error names the holder), and drops it mid-way when the lease is lost.
+    ///
+    /// The lease is renewed by a task of its own, so that it stays renewed on a multi-threaded
+    /// runtime while `work` blocks its thread (a confirmation prompt waiting for the user).
     pub async fn hold<T, F>(&self, ddb: &Ddb, work: F) -> Result<T>
     where
         F: Future<Output = Result<T>>,
     {
         let me = self.acquire(ddb).await?;
+        let mut keeper = tokio::spawn({
+            let (lease, ddb, me) = (self.clone(), ddb.clone(), me.clone());
+            async move { lease.keep(&ddb, &me).await }
+        });
         let result = tokio::select! {
             r = work => r,
-            e = self.keep(ddb, &me) => Err(e),
+            lost = &mut keeper => Err(lost.unwrap_or_else(|e| Error::Conflict(format!("the renewal of the {} lock stopped: {e}", self.name)))),
         };
+        keeper.abort();
         // Given back also after a failure; if this fails too, the lease expires by itself.
         let _ = self.release(ddb, &me).await;
         result

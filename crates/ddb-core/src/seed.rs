@@ -599,7 +599,11 @@ pub async fn run(
     approve_replace: &dyn Fn(u64) -> bool,
 ) -> Result<SeedReport> {
     let phases = Phases::new(progress);
-    let work = SEED_LOCK.hold(ddb, run_locked(ddb, plan, opts, &phases, approve_replace));
+    let work = SEED_LOCK.hold(ddb, async {
+        let result = run_locked(ddb, plan, opts, &phases, approve_replace).await;
+        *phases.ended.lock().expect("not poisoned") = Some(Instant::now());
+        result
+    });
     let result = if ddb.target.is_local() && plan.total_items() >= SLOW_LOCAL_WATCH_FROM {
         tokio::select! {
             r = work => r,
@@ -625,6 +629,8 @@ struct Phases<'a> {
     started: Instant,
     clearing_from: Mutex<Option<Instant>>,
     writing_from: Mutex<Option<Instant>>,
+    /// When the writing ended (before the lock is given back).
+    ended: Mutex<Option<Instant>>,
 }
 
 impl<'a> Phases<'a> {
@@ -638,12 +644,13 @@ impl<'a> Phases<'a> {
             started: now,
             clearing_from: Mutex::new(None),
             writing_from: Mutex::new(None),
+            ended: Mutex::new(None),
         }
     }
 
     /// The run's report with its timings, or its error with how far it got.
     fn finish(&self, result: Result<SeedReport>) -> Result<SeedReport> {
-        let ended = Instant::now();
+        let ended = self.ended.lock().expect("not poisoned").unwrap_or_else(Instant::now);
         let writing_from = self.writing_from.lock().expect("not poisoned").unwrap_or(self.started);
         let clearing_from = *self.clearing_from.lock().expect("not poisoned");
         match (result, self.current.lock().expect("not poisoned").take()) {
@@ -687,8 +694,9 @@ async fn watch_local_rate(phases: &Phases<'_>) -> std::convert::Infallible {
     loop {
         tokio::time::sleep(Duration::from_secs(10)).await;
         let now = done();
+        // Nothing at all written is a server that does not answer, which the run itself reports.
         let rate = now.saturating_sub(last) / 10;
-        if now > 0 && rate < 300 {
+        if now > last && rate < 300 {
             phases.note(&format!(
                 "DynamoDB Local is writing only {rate} items/s; it slows down for good once it holds many stream records. \
                  ./bin/local/reset restarts it empty (then ./bin/ddb/schema-load and seed again)"

@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use ddb_cli::{self as cli, outln, DdbFlags, Prod, TargetArgs};
-use ddb_core::table;
+use ddb_core::{table, Error};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -32,17 +32,22 @@ fn main() -> ExitCode {
         return ExitCode::from(cli::EXIT_FAILURE);
     };
     cli::main(1, async move {
-        let prod = args.prod.is_set();
-        table::validate_table_name(&name)?;
-        if prod && !args.yes {
+        if name == "prod" && !args.prod.is_set() {
+            return Err(cli::usage("no TABLE_NAME before prod; eg ./bin/ddb/drop cruddur-messages prod"));
+        }
+        let ddb = DdbFlags { target: args.target, table: name.clone() }.connect(args.prod.is_set()).await?;
+        // Asked wherever the table really is: `prod` with --endpoint-url is not AWS.
+        if ddb.target.is_aws() && !args.yes {
             let prompt = format!("This deletes table {name} and all its items from AWS. Type its name to go on: ");
             if !cli::confirm(&prompt, &name)? {
                 anyhow::bail!("not deleting {name} from AWS: pass --yes, or run in a terminal and type the table name when asked");
             }
         }
-        let ddb = DdbFlags { target: args.target, table: name.clone() }.connect(prod).await?;
         outln!("deleting table: {name}")?;
-        table::delete(&ddb, Duration::from_secs(300)).await?;
+        match table::delete(&ddb, Duration::from_secs(300)).await {
+            Err(Error::TableMissing { table, target }) => anyhow::bail!("table {table} does not exist at {target}; nothing to delete"),
+            result => result?,
+        }
         outln!("deleted table {name} at {}", ddb.target.label())?;
         Ok(())
     })

@@ -4,7 +4,7 @@
 //! (the fault proxy holds chosen requests back while another writer goes first) and repeated
 //! where they cannot; every test asserts on the rows.
 
-use ddb_core::lock::Holder;
+use ddb_core::lock::{Holder, Lease};
 use ddb_core::pg::User;
 use ddb_core::records::{format_ts, now, Item, MessageGroupRow};
 use ddb_core::seed::{COURSE_GROUP, SEED_LOCK};
@@ -154,6 +154,29 @@ fn locks_of_dead_or_expired_runs_are_taken_over_and_live_ones_are_not() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let h: Holder = block_on(SEED_LOCK.holder(&t.ddb)).unwrap().unwrap();
     assert_eq!(h.pid, std::process::id(), "the live holder's lock is untouched");
+}
+
+/// The lease is renewed by a task of its own: work that blocks its thread for longer than the
+/// lease (the seed's prod prompt waiting for the user to type yes) keeps the lock, and a second
+/// run meanwhile is refused instead of taking it over.
+#[test]
+fn a_lease_stays_renewed_while_its_work_blocks_the_thread() {
+    let t = TestTable::create(DynamoLocal::shared(), "lease");
+    let lease = Lease { name: "blocking", ttl: Duration::from_secs(3) };
+    std::thread::scope(|s| {
+        let holder = s.spawn(|| {
+            block_on(lease.hold(&t.ddb, async {
+                std::thread::sleep(Duration::from_secs(5));
+                Ok(())
+            }))
+        });
+        // Past the lease's 3 s: only its renewals keep it.
+        std::thread::sleep(Duration::from_secs(4));
+        let second = block_on(lease.hold(&t.ddb, async { Ok(()) }));
+        assert!(matches!(&second, Err(ddb_core::Error::Conflict(m)) if m.contains("blocking lock")), "{second:?}");
+        holder.join().unwrap().expect("the first run kept its lock");
+    });
+    assert!(block_on(lease.holder(&t.ddb)).unwrap().is_none(), "given back at the end");
 }
 
 #[test]

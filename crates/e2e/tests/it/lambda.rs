@@ -382,6 +382,22 @@ fn glibc_versions_needed(elf: &Path) -> Vec<(Vec<u32>, String)> {
 /// bin/lambda/build's zip holds one executable `bootstrap`, an x86_64 ELF that needs no GLIBC
 /// symbol newer than 2.34 (Amazon Linux 2023's glibc), so it starts on provided.al2023; and that
 /// very `bootstrap` answers an invocation under the Runtime API emulator.
+/// A bad setting of the function's environment fails its init with one line in its log, before
+/// any Runtime API is asked for an event (none runs here).
+#[test]
+fn a_bad_environment_fails_the_init_with_one_line() {
+    for (var, value, says) in
+        [("AWS_ENDPOINT_URL", "ftp://x", "malformed endpoint URL"), ("DDB_MESSAGE_TABLE", "no such table!", "invalid table name")]
+    {
+        let mut c = clean_cmd("messaging-stream");
+        let out = c.env(var, value).env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9").stdin(Stdio::null()).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{var}={value}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("messaging-stream: ") && err.contains(says) && !err.contains("Input("), "{err}");
+    }
+}
+
 #[test]
 fn bin_lambda_build_zips_a_bootstrap_that_needs_at_most_glibc_2_34_and_runs() {
     // The test binary lives in <target>/release/deps; build into the same target directory.

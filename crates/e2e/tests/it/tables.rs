@@ -145,7 +145,17 @@ fn drop_speaks_like_the_course_and_guards_prod() {
 
     let missing = t.cmd("drop").arg(&t.name).output().unwrap();
     assert_eq!(missing.status.code(), Some(1));
-    assert!(stderr(&missing).contains("does not exist"), "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("does not exist") && stderr(&missing).contains("nothing to delete"), "{}", stderr(&missing));
+
+    // The name forgotten: `prod` is not taken for a table name.
+    let forgot = t.cmd("drop").arg("prod").output().unwrap();
+    assert_eq!(forgot.status.code(), Some(2), "{}", stderr(&forgot));
+    assert!(stderr(&forgot).contains("no TABLE_NAME before prod"), "{}", stderr(&forgot));
+    // `prod` with --endpoint-url goes to that endpoint, not AWS: nothing to confirm.
+    let local = TestTable::create(server, "droplocal");
+    let out = clean_cmd("drop").args([&local.name, "prod", "--endpoint-url", &local.endpoint]).stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(block_on(local.client().describe_table().table_name(&local.name).send()).is_err(), "table still there");
 
     // prod without --yes and without a terminal: refused, and nothing is sent anywhere. The
     // SDK would honour AWS_ENDPOINT_URL under prod, so point it at a listener and check that
