@@ -82,7 +82,8 @@ pub fn run<A: clap::Parser, F: Future<Output = anyhow::Result<()>>>(threads: usi
     main(threads, body(A::parse()))
 }
 
-/// [`run`] for the scripts that talk to Cognito (see [`parse_cognito_args`]).
+/// [`run`] for the scripts that talk to Cognito: the shared target flags say Cognito's defaults
+/// (AWS, or its endpoint variables), not DynamoDB's.
 pub fn run_cognito<A: clap::Parser, F: Future<Output = anyhow::Result<()>>>(threads: usize, body: impl FnOnce(A) -> F) -> ExitCode {
     main(threads, body(parse_cognito_args()))
 }
@@ -201,7 +202,7 @@ impl TargetArgs {
 #[cfg(feature = "cognito")]
 #[derive(clap::Args, Debug, Clone)]
 pub struct CognitoArgs {
-    /// Where requests go (Cognito's defaults: see [`parse_cognito_args`]).
+    /// Where requests go (Cognito's defaults: see [`run_cognito`]).
     #[command(flatten)]
     pub target: TargetArgs,
     /// The pool (default: $AWS_COGNITO_USER_POOL_ID)
