@@ -202,7 +202,7 @@ impl Error {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
                 let local = is_local(ctx.target);
                 let cause = root_cause(&err);
-                let hint = match (local, ctx.service == "DynamoDB", waited.is_some()) {
+                let hint = match (local, ctx.service.starts_with("DynamoDB"), waited.is_some()) {
                     // Nothing was sent: the SDK found no region to sign for.
                     _ if cause.contains("missing signing region") => ": set AWS_REGION or pass --region (or a region in ~/.aws/config)",
                     (true, true, true) => {

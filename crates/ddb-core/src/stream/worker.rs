@@ -138,7 +138,9 @@ async fn stream_arn<S: Future>(
             Ok(t) => {
                 return match t.latest_stream_arn() {
                     Some(arn) if t.stream_specification().is_some_and(|s| s.stream_enabled()) => Ok(Some(arn.to_string())),
-                    _ => Err(input(format!("table {} has no stream; recreate it with ./bin/ddb/schema-load, which enables one", ddb.table))),
+                    _ => {
+                        Err(Error::NotFound(format!("table {} has no stream; recreate it with ./bin/ddb/schema-load, which enables one", ddb.table)))
+                    }
                 };
             }
             Err(e @ (Error::TableMissing { .. } | Error::Unreachable { .. })) if opts.wait_for_table => {
