@@ -4,6 +4,7 @@
 
 use clap::Parser;
 use ddb_cli::{self as cli, outln, DdbFlags, Prod, TargetArgs};
+use ddb_core::target::Service;
 use ddb_core::{table, Error};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -35,14 +36,15 @@ fn main() -> ExitCode {
         if name == "prod" && !args.prod.is_set() {
             return Err(cli::usage("no TABLE_NAME before prod; eg ./bin/ddb/drop cruddur-messages prod"));
         }
-        let ddb = DdbFlags { target: args.target, table: name.clone() }.connect(args.prod.is_set()).await?;
-        // Asked wherever the table really is: `prod` with --endpoint-url is not AWS.
-        if ddb.target.is_aws() && !args.yes {
+        let (prod, flags) = (args.prod.is_set(), DdbFlags { target: args.target, table: name.clone() });
+        // Asked first, and wherever the table really is: `prod` with --endpoint-url is not AWS.
+        if flags.target.settings(prod).resolve(Service::DynamoDb)?.target.is_aws() && !args.yes {
             let prompt = format!("This deletes table {name} and all its items from AWS. Type its name to go on: ");
             if !cli::confirm(&prompt, &name)? {
                 anyhow::bail!("not deleting {name} from AWS: pass --yes, or run in a terminal and type the table name when asked");
             }
         }
+        let ddb = flags.connect(prod).await?;
         outln!("deleting table: {name}")?;
         match table::delete(&ddb, Duration::from_secs(300)).await {
             Err(Error::TableMissing { table, target }) => anyhow::bail!("table {table} does not exist at {target}; nothing to delete"),
