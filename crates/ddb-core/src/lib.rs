@@ -13,7 +13,8 @@
 //! - [`lock`]: a lease in the table (the seed's lock), by conditional writes.
 //! - [`seed`]: the course conversation, its validation, and the idempotent seed.
 //! - [`patterns`]: access patterns A-D (list messages, list groups, create message, create group).
-//! - [`stream`]: pattern E, group rows follow the newest message; the local stream worker.
+//! - [`stream`]: pattern E, group rows follow the newest message; a reader of a stream's shards
+//!   and the local stream worker (feature `streams`).
 //! - [`scan`]: the whole table as a stream, plain or parallel.
 //! - `pg` (feature `pg`): Postgres `users`.
 //! - [`progress`]: how long work reports phases and items done (the library never prints).
