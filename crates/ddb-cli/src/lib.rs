@@ -46,7 +46,8 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     Exit { code: EXIT_USAGE, message: message.into() }.into()
 }
 
-/// Runs a binary's body: prints `error: ...` on failure and exits 1 (or the code of an [`Exit`]).
+/// Runs a binary's body: prints `error: ...` on failure and exits 1, or 2 for a usage error (an
+/// [`Exit`] of [`usage`], or a library error of kind `Usage`: a flag's value).
 /// A closed stdout (`| head`) ends quietly with 0.
 ///
 /// One-shot scripts run on a current-thread runtime: they wait on the network, and starting
@@ -69,7 +70,8 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = e.downcast_ref::<Exit>().map_or(EXIT_FAILURE, |x| x.code);
+            let usage = e.chain().any(|c| c.downcast_ref::<ddb_core::Error>().is_some_and(|l| l.kind() == ddb_core::ErrorKind::Usage));
+            let code = e.downcast_ref::<Exit>().map_or(if usage { EXIT_USAGE } else { EXIT_FAILURE }, |x| x.code);
             eprintln!("error: {}", error_text(&e));
             ExitCode::from(code)
         }

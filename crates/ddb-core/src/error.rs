@@ -77,9 +77,13 @@ pub enum Error {
         /// Error message.
         message: String,
     },
-    /// Bad input from the user: a flag, a file's content, a name.
+    /// Bad input from the user: a file's content, a name, a variable of the environment.
     #[error("{0}")]
     Input(String),
+    /// A command-line flag with a value that cannot work (the scripts exit 2 for it, as for any
+    /// usage error).
+    #[error("{0}")]
+    Usage(String),
     /// Something the input names is not there: a user, a conversation.
     #[error("{0}")]
     NotFound(String),
@@ -140,8 +144,10 @@ pub enum Error {
 /// The kinds of [`Error`], for callers that decide by kind (exit codes, retries, tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// Bad input: a flag, a file's content, a name.
+    /// Bad input: a file's content, a name, a variable.
     Input,
+    /// A command-line flag's value.
+    Usage,
     /// Something named is not there (a table, a user, a conversation).
     NotFound,
     /// Already there (a table).
@@ -242,6 +248,7 @@ impl Error {
             Error::GaveUp { .. } => ErrorKind::Throttled,
             Error::Service { .. } => ErrorKind::Service,
             Error::Input(_) => ErrorKind::Input,
+            Error::Usage(_) => ErrorKind::Usage,
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::Io { .. } => ErrorKind::Io,

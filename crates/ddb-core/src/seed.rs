@@ -95,7 +95,7 @@ impl SpeakerMap {
             .split_once('=')
             .map(|(n, h)| (n.trim(), h.trim()))
             .filter(|(n, h)| !n.is_empty() && !h.is_empty())
-            .ok_or_else(|| input(format!("speaker mapping {entry:?} is not of the form NAME=handle")))?;
+            .ok_or_else(|| Error::Usage(format!("speaker mapping {entry:?} is not of the form NAME=handle")))?;
         self.0.retain(|(n, _)| n != name);
         self.0.push((name.to_string(), handle.to_string()));
         Ok(())
@@ -220,10 +220,10 @@ impl SeedPlan {
     pub fn new(conv: &Conversation, me: User, other: User, messages: Option<u64>, groups: u64, now: OffsetDateTime) -> Result<Self> {
         let messages = messages.unwrap_or(conv.lines.len() as u64);
         if messages == 0 {
-            return Err(input("--messages must be at least 1"));
+            return Err(Error::Usage("--messages must be at least 1".into()));
         }
         if groups == 0 || groups > MAX_GROUPS || groups > messages {
-            return Err(input(format!("--groups must be between 1 and the number of messages ({messages})")));
+            return Err(Error::Usage(format!("--groups must be between 1 and the number of messages ({messages})")));
         }
         // The course: now - 1 day + i minutes. Larger runs squeeze into the same day, so every
         // timestamp stays unique, ordered and in the past.

@@ -12,7 +12,7 @@
 //! Endpoint targets need no credentials or config files: dummy keys and a default region are used
 //! unless the user sets their own.
 
-use crate::error::{input, Result};
+use crate::error::{Error, Result};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -164,14 +164,26 @@ fn resolve_or(service: Service, prod: bool, endpoint_flag: Option<&str>, env: im
     Ok(fallback)
 }
 
+/// A bad value from `origin`: a usage error when it is a flag (`--region`), else bad input (a
+/// variable of the environment).
+fn bad_value(origin: &str, message: String) -> Error {
+    if origin.starts_with("--") {
+        Error::Usage(message)
+    } else {
+        Error::Input(message)
+    }
+}
+
 /// Checks that an endpoint is an http(s) URL with a host; returns it without a trailing slash.
 pub fn check_endpoint(url: &str, origin: &str) -> Result<String> {
-    let parsed = url::Url::parse(url.trim())
-        .map_err(|e| input(format!("malformed endpoint URL {url:?} (from {origin}): {e}; expected something like http://localhost:8000")))?;
+    let parsed = url::Url::parse(url.trim()).map_err(|e| {
+        bad_value(origin, format!("malformed endpoint URL {url:?} (from {origin}): {e}; expected something like http://localhost:8000"))
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
-        return Err(input(format!(
-            "malformed endpoint URL {url:?} (from {origin}): expected http:// or https:// and a host, like http://localhost:8000"
-        )));
+        return Err(bad_value(
+            origin,
+            format!("malformed endpoint URL {url:?} (from {origin}): expected http:// or https:// and a host, like http://localhost:8000"),
+        ));
     }
     Ok(url.trim().trim_end_matches('/').to_string())
 }
@@ -187,7 +199,7 @@ pub fn check_region(region: &str, origin: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(input(format!("malformed AWS region {region:?} (from {origin}): expected something like us-east-1 or ca-central-1")))
+        Err(bad_value(origin, format!("malformed AWS region {region:?} (from {origin}): expected something like us-east-1 or ca-central-1")))
     }
 }
 
@@ -366,6 +378,11 @@ mod tests {
         }
         let err = resolve(Service::DynamoDb, false, None, env_of(&[("AWS_ENDPOINT_URL", "nope")])).unwrap_err();
         assert!(err.to_string().contains("AWS_ENDPOINT_URL"), "{err}");
+        // A flag's bad value is a usage error; a variable's is bad input.
+        assert_eq!(err.kind(), crate::ErrorKind::Input);
+        assert_eq!(resolve(Service::DynamoDb, false, Some("ftp://x"), env_of(&[])).unwrap_err().kind(), crate::ErrorKind::Usage);
+        assert_eq!(check_region("us east 1", "--region").unwrap_err().kind(), crate::ErrorKind::Usage);
+        assert_eq!(check_region("us east 1", "AWS_REGION").unwrap_err().kind(), crate::ErrorKind::Input);
     }
 
     #[test]

@@ -140,15 +140,18 @@ fn bad_inputs_write_nothing() {
         ("one-speaker.txt", b"Yaya2DevOps: hi\nYaya2DevOps: anyone?\n".to_vec(), "between two users; this one has 1"),
     ];
     let written: Vec<_> = files.iter().map(|(name, bytes, want)| (*name, write_file(name, bytes), *want)).collect();
-    let mut cases: Vec<(&str, Vec<&str>, &str)> = written.iter().map(|(name, f, want)| (*name, vec!["--conversation", f.arg()], *want)).collect();
+    let mut cases: Vec<(&str, Vec<&str>, &str, i32)> =
+        written.iter().map(|(name, f, want)| (*name, vec!["--conversation", f.arg()], *want, 1)).collect();
     cases.extend([
-        ("missing file", vec!["--conversation", "/nonexistent/conv.txt"], "cannot read conversation file /nonexistent/conv.txt"),
-        ("handle not in postgres", vec!["--speaker", "Fan=nobody", "--speaker", "Fan123=nobody"], "no user with handle nobody"),
-        ("bad speaker flag", vec!["--speaker", "Fan"], "NAME=handle"),
+        ("missing file", vec!["--conversation", "/nonexistent/conv.txt"], "cannot read conversation file /nonexistent/conv.txt", 1),
+        ("handle not in postgres", vec!["--speaker", "Fan=nobody", "--speaker", "Fan123=nobody"], "no user with handle nobody", 1),
+        // A flag's bad value is a usage error, also when it is found after parsing.
+        ("bad speaker flag", vec!["--speaker", "Fan"], "NAME=handle", 2),
+        ("more groups than messages", vec!["--groups", "25"], "--groups must be between 1 and the number of messages (24)", 2),
     ]);
-    for (what, args, want) in cases {
+    for (what, args, want, code) in cases {
         let out = t.seed(&db, &args);
-        assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
+        assert_eq!(out.status.code(), Some(code), "{what}: {}", stderr(&out));
         assert!(stderr(&out).contains(want), "{what}: {:?} lacks {want:?}", stderr(&out));
         assert_eq!(t.items().len(), 0, "{what} wrote items");
     }

@@ -214,13 +214,15 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn bad_table_names_and_endpoints_are_refused_before_sending() {
-    for (args, want) in [
-        (vec!["--table", "a b"], "invalid table name"),
-        (vec!["--table", "ab"], "3 to 255"),
-        (vec!["--endpoint-url", "localhost:8000"], "malformed endpoint URL"),
+    // A malformed --endpoint-url is a usage error (2); table names exit 1 (the name may come from
+    // DDB_MESSAGE_TABLE as well as from --table).
+    for (args, want, code) in [
+        (vec!["--table", "a b"], "invalid table name", 1),
+        (vec!["--table", "ab"], "3 to 255", 1),
+        (vec!["--endpoint-url", "localhost:8000"], "malformed endpoint URL", 2),
     ] {
         let out = clean_cmd("scan").args(&args).output().unwrap();
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
         assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
     }
     let long = "x".repeat(256);
