@@ -123,13 +123,18 @@ pub enum Error {
         /// Items of that phase.
         total: u64,
     },
-    /// Postgres could not be reached or refused a statement.
+    /// Postgres could not be reached, did not answer in time, or refused a statement.
     #[error("postgres ({url}): {message}")]
     Postgres {
         /// The connection URL with any password redacted.
         url: String,
-        /// What happened.
+        /// What happened, and what to do.
         message: String,
+        /// Set when Postgres did not answer within this long (kind [`ErrorKind::Timeout`]).
+        waited: Option<Duration>,
+        /// The Postgres client's own error, when there is one.
+        #[source]
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// A row in the table does not have the shape of SPEC.md.
     #[error("item {key} is malformed: {problem}")]
@@ -253,6 +258,7 @@ impl Error {
             Error::Timeout { .. } => ErrorKind::Timeout,
             Error::Io { .. } => ErrorKind::Io,
             Error::Protocol(_) => ErrorKind::Protocol,
+            Error::Postgres { waited: Some(_), .. } => ErrorKind::Timeout,
             Error::Postgres { .. } => ErrorKind::Postgres,
             Error::BadItem { .. } => ErrorKind::Data,
             Error::Stopped { source, .. } => source.kind(),

@@ -67,7 +67,12 @@ fn pg_error(url: &str, e: tokio_postgres::Error) -> Error {
     } else {
         cause
     };
-    Error::Postgres { url: redact(url), message }
+    Error::Postgres { url: redact(url), message, waited: None, cause: Some(Box::new(e)) }
+}
+
+/// An [`Error::Postgres`] of our own finding, with no client error under it.
+fn failed(url: &str, message: String) -> Error {
+    Error::Postgres { url: redact(url), message, waited: None, cause: None }
 }
 
 /// What to do about a failed TLS handshake, phrased from rustls's and tokio-postgres's causes.
@@ -88,14 +93,11 @@ fn tls_problem(cause: &str) -> Option<String> {
 }
 
 fn parse(url: &str) -> Result<(Config, tls::MakeRustls)> {
-    let invalid = |why: String| Error::Postgres {
-        url: redact(url),
-        message: format!("not a valid connection URL ({why}); expected postgresql://user[:password]@host:port/database"),
-    };
+    let invalid = |why: String| failed(url, format!("not a valid connection URL ({why}); expected postgresql://user[:password]@host:port/database"));
     let (rest, settings) = tls::split(url).map_err(invalid)?;
     let mut cfg = Config::from_str(&rest).map_err(|e| invalid(root_cause(&e)))?;
     cfg.connect_timeout(CONNECT_TIMEOUT).ssl_mode(settings.ssl_mode());
-    let connector = tls::connector(&settings).map_err(|why| Error::Postgres { url: redact(url), message: format!("cannot set up TLS: {why}") })?;
+    let connector = tls::connector(&settings).map_err(|why| failed(url, format!("cannot set up TLS: {why}")))?;
     Ok((cfg, connector))
 }
 
@@ -110,6 +112,8 @@ async fn connect_cfg(url: &str, cfg: &Config, tls: tls::MakeRustls) -> Result<Cl
             host(cfg),
             cfg.get_ports().first().copied().unwrap_or(5432)
         ),
+        waited: Some(CONNECT_TIMEOUT),
+        cause: None,
     })?;
     let (client, conn) = connecting.map_err(|e| pg_error(url, e))?;
     tokio::spawn(async move {
@@ -138,6 +142,8 @@ pub async fn bounded<T>(url: &str, what: &str, query: impl Future<Output = Resul
                 "{what} did not finish within {} s: the server is busy or holds a lock (pg_stat_activity shows who)",
                 QUERY_TIMEOUT.as_secs()
             ),
+            waited: Some(QUERY_TIMEOUT),
+            cause: None,
         }),
     }
 }
@@ -242,10 +248,7 @@ fn column<'a, T: FromSql<'a>>(row: &'a Row, url: &str, idx: usize, want: &str, o
 }
 
 fn schema_error(url: &str, column: &str, problem: &str, want: &dyn Display) -> Error {
-    Error::Postgres {
-        url: redact(url),
-        message: format!("column users.{column} {problem}, expected {want} NOT NULL as in db/schema.sql: fix the row or the table (./bin/db/setup creates it where it is missing)"),
-    }
+    failed(url, format!("column users.{column} {problem}, expected {want} NOT NULL as in db/schema.sql: fix the row or the table (./bin/db/setup creates it where it is missing)"))
 }
 
 #[cfg(test)]

@@ -67,6 +67,13 @@ fn a_postgres_that_never_answers_is_one_line_naming_the_timeout() {
         assert!(err.contains(&format!("pg_isready -h 127.0.0.1 -p {}", silent.addr.rsplit(':').next().unwrap())), "{name}: {err}");
     }
     assert!(t.items().is_empty());
+    // For a caller of the library, it is a timeout (and a refused connection is not).
+    let err = block_on(ddb_core::pg::connect(&url)).map(|_| ()).unwrap_err();
+    assert_eq!(err.kind(), ddb_core::ErrorKind::Timeout, "{err}");
+    let refused = format!("postgresql://postgres@127.0.0.1:{}/cruddur", free_port());
+    let err = block_on(ddb_core::pg::connect(&refused)).map(|_| ()).unwrap_err();
+    assert_eq!(err.kind(), ddb_core::ErrorKind::Postgres, "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "the client's error is kept as the source: {err:?}");
 }
 
 #[test]
