@@ -103,9 +103,11 @@ pub fn error_text(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// True when the error is stdout's reader gone away (`| head`). Not looked for below a library
+/// error: a broken pipe there is a server's connection (Postgres killed mid-statement), a failure.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     use std::io::ErrorKind::BrokenPipe;
-    e.chain().any(|c| {
+    e.chain().take_while(|c| !c.is::<ddb_core::Error>()).any(|c| {
         c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == BrokenPipe)
             || c.downcast_ref::<serde_json::Error>().is_some_and(|j| j.io_error_kind() == Some(BrokenPipe))
     })
@@ -430,6 +432,15 @@ mod tests {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
         let e = anyhow::Error::from(ddb_core::Error::io("cannot read conversation file x.txt", io)).context("seeding");
         assert_eq!(error_text(&e), "seeding: cannot read conversation file x.txt: No such file or directory");
+    }
+
+    #[test]
+    fn a_broken_pipe_is_quiet_only_when_it_is_stdout() {
+        let pipe = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "Broken pipe");
+        assert!(is_broken_pipe(&anyhow::Error::from(pipe())));
+        // A library error whose cause is a broken connection is a failure, not `| head`.
+        let lib = ddb_core::Error::io("writing to the server", pipe());
+        assert!(!is_broken_pipe(&anyhow::Error::from(lib)));
     }
 
     #[test]
