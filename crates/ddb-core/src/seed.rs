@@ -619,10 +619,11 @@ pub async fn run(
 /// reported through [`Progress::note`], with how to reset the server.
 pub const SLOW_LOCAL_WATCH_FROM: u64 = 20_000;
 
-/// The progress of one run: phases with their start, items done in the current one.
+/// The progress of one run: the phase it is in, when clearing and writing started, items done.
 struct Phases<'a> {
     outer: &'a dyn Progress,
-    current: Mutex<Option<(String, u64, Instant)>>,
+    /// The phase it is in, with its items.
+    current: Mutex<Option<(String, u64)>>,
     /// Items done in the current phase, and in all.
     in_phase: AtomicU64,
     in_all: AtomicU64,
@@ -660,19 +661,16 @@ impl<'a> Phases<'a> {
                 Ok(report)
             }
             (Err(e), None) => Err(e),
-            (Err(e), Some((phase, total, _))) => {
-                Err(Error::Stopped { source: Box::new(e), phase, done: self.in_phase.load(Ordering::Relaxed), total })
-            }
+            (Err(e), Some((phase, total))) => Err(Error::Stopped { source: Box::new(e), phase, done: self.in_phase.load(Ordering::Relaxed), total }),
         }
     }
 }
 
 impl Progress for Phases<'_> {
     fn phase(&self, name: &str, total: u64) {
-        let now = Instant::now();
         let slot = if name.starts_with("clearing") { &self.clearing_from } else { &self.writing_from };
-        slot.lock().expect("not poisoned").get_or_insert(now);
-        *self.current.lock().expect("not poisoned") = Some((name.to_string(), total, now));
+        slot.lock().expect("not poisoned").get_or_insert_with(Instant::now);
+        *self.current.lock().expect("not poisoned") = Some((name.to_string(), total));
         self.in_phase.store(0, Ordering::Relaxed);
         self.outer.phase(name, total);
     }

@@ -61,10 +61,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // The table from DDB_MESSAGE_TABLE (as the course's Lambda reads it), the region and the
     // credentials from the Lambda environment; the SDK's endpoint variables are honoured (tests).
     let name = std::env::var(table::TABLE_ENV).unwrap_or_else(|_| table::TABLE_NAME.to_string());
-    let connected = match target::in_lambda(|k| std::env::var(k).ok()) {
-        Ok(target) => Ddb::connect(&target, &target::Settings::default(), &name).await,
-        Err(e) => Err(e),
-    };
+    let connected = async {
+        let target = target::in_lambda(|k| std::env::var(k).ok())?;
+        Ddb::connect(&target, &target::Settings::default(), &name).await
+    }
+    .await;
     // A bad setting of the function's environment: one line in its log (not a debug dump), and
     // the init fails.
     let (ddb, _) = connected.unwrap_or_else(|e| {
