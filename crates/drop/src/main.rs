@@ -9,7 +9,8 @@ use ddb_core::{table, Error};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Delete a DynamoDB table and wait until it is gone. With prod, it asks for confirmation.
+/// Delete a DynamoDB table and wait until it is gone. In AWS (prod without --endpoint-url), it asks
+/// for confirmation first.
 #[derive(Parser)]
 #[command(version, after_help = "Example: ./bin/ddb/drop cruddur-messages prod")]
 struct Args {
