@@ -235,9 +235,18 @@ impl TestTable {
         self.seed_cmd(db, args).output().expect("run seed")
     }
 
-    /// How many items the table holds (a Select=COUNT scan, not a read of every item).
+    /// How many items the table holds (a Select=COUNT scan of every page, not a read of every
+    /// item: one page counts only the first megabyte of items).
     pub fn count(&self) -> usize {
-        let n = block_on(self.client().scan().table_name(&self.name).select(Select::Count).send()).expect("count scan").count;
+        use futures::TryStreamExt;
+        let pages = self.client().scan().table_name(&self.name).select(Select::Count).into_paginator().send();
+        let n: i32 = block_on(futures::stream::poll_fn({
+            let mut pages = pages;
+            move |cx| pages.poll_next(cx)
+        })
+        .map_ok(|p| p.count)
+        .try_fold(0, |n, c| async move { Ok(n + c) }))
+        .expect("count scan");
         usize::try_from(n).expect("a count")
     }
 
@@ -257,6 +266,11 @@ impl TestTable {
     /// Every group row of the table.
     pub fn group_rows(&self) -> Vec<MessageGroupRow> {
         split(&self.items()).0
+    }
+
+    /// The group rows of conversation `group`, through the index (as pattern E reads them).
+    pub fn rows_of(&self, group: uuid::Uuid) -> Vec<MessageGroupRow> {
+        block_on(ddb_core::conversation::group_rows(&self.ddb, group)).expect("group rows").into_iter().map(|r| r.row).collect()
     }
 
     /// Every message of the table.

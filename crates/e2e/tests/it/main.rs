@@ -11,6 +11,9 @@
 //! - `lambda`: the messaging-stream bootstrap under the Lambda Runtime API emulator, on real stream
 //!   records; bin/lambda/build's provided.al2023 zip and its glibc.
 //! - `cognito`: list-users and update_cognito_user_ids against moto and Postgres.
+//! - `edges`: the seed, pattern C and pattern E at their edges: a re-seed never leaves group rows
+//!   on a message it deleted, messages near the item limit, poison records, the seed's clock,
+//!   Ctrl-C, text rules, a conversation from standard input.
 //! - `integrity`: several writers at once: two seeds, seed vs create-message vs the worker, re-seeds.
 //! - `reliability`: faults through a proxy, killed servers and processes, the bad inputs of
 //!   docs/bad-inputs.json.
@@ -21,6 +24,7 @@
 
 mod architecture;
 mod cognito;
+mod edges;
 mod files;
 mod integrity;
 mod lambda;
