@@ -41,6 +41,11 @@ pub fn truncate_us(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1000 * 1000).expect("valid nanosecond")
 }
 
+/// The text of the group rows that the seed writes ahead of its conversation's messages (the
+/// course's): until the next message, a seeded conversation's rows carry it, dated at the seed's
+/// clock, after every message.
+pub const FILLER_MESSAGE: &str = "this is a filler message";
+
 /// A row of `users`, as the DynamoDB records need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -204,6 +209,16 @@ impl MessageGroupRow {
     /// writes it.
     pub fn is_on(&self, m: &MessageRow) -> bool {
         self.last_message_at == m.created_at && self.message == self.onto(m).message
+    }
+
+    /// True when this row is where its conversation's newest message `newest` says: on it, or,
+    /// as the seed leaves a conversation, after it (or with no message at all) with the
+    /// [`FILLER_MESSAGE`].
+    pub fn follows(&self, newest: Option<&MessageRow>) -> bool {
+        match newest {
+            Some(m) => self.is_on(m) || (self.last_message_at > m.created_at && self.message == FILLER_MESSAGE),
+            None => self.message == FILLER_MESSAGE,
+        }
     }
 }
 

@@ -55,8 +55,7 @@ pub const COURSE_CONVERSATION: &str = include_str!("../../data/course-conversati
 pub const COURSE_SPEAKERS: &str = include_str!("../../data/course-speakers.txt");
 /// The course's message group.
 pub const COURSE_GROUP: Uuid = uuid!("5ae290ed-55d1-47a0-bc6d-fe2bc2700399");
-/// The course's group rows carry this text until pattern E moves them to a real message.
-pub const FILLER_MESSAGE: &str = "this is a filler message";
+pub use crate::records::FILLER_MESSAGE;
 /// The most conversations scale mode spreads messages over.
 pub const MAX_GROUPS: u64 = 1 << 40;
 
