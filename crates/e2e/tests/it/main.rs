@@ -14,6 +14,7 @@
 //! - `edges`: the seed, pattern C and pattern E at their edges: a re-seed never leaves group rows
 //!   on a message it deleted, messages near the item limit, poison records, the seed's clock,
 //!   Ctrl-C, text rules, a conversation from standard input.
+//! - `handler_properties`: pattern E's handler on generated batches of every kind of record.
 //! - `integrity`: several writers at once: two seeds, seed vs create-message vs the worker, re-seeds.
 //! - `reliability`: faults through a proxy, killed servers and processes, the bad inputs of
 //!   docs/bad-inputs.json.
@@ -25,6 +26,7 @@
 mod architecture;
 mod cognito;
 mod edges;
+mod handler_properties;
 mod files;
 mod integrity;
 mod lambda;
