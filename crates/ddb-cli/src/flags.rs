@@ -155,7 +155,7 @@ impl PageArgs {
 
 /// A uuid from the command line, or a usage error (exit 2) that names the argument.
 pub fn parse_uuid(what: &str, s: &str) -> anyhow::Result<uuid::Uuid> {
-    uuid::Uuid::parse_str(s).map_err(|e| usage(format!("{what} {s:?} is not a uuid ({e}); expected 32 hex digits in groups of 8-4-4-4-12")))
+    uuid::Uuid::parse_str(s).map_err(|e| usage(format!("{what} \"{s}\" is not a uuid ({e}); expected 32 hex digits in groups of 8-4-4-4-12")))
 }
 
 #[cfg(test)]
