@@ -6,10 +6,11 @@
 //!
 //! # Layout
 //!
-//! - `run`: [`run`] parses a script's arguments and runs its body on a runtime; [`main`] runs a
-//!   body whose arguments are already parsed. Both end in one place that prints `error: ...` and
-//!   picks the exit code: 2 for any usage error (clap's, or [`usage`], a library error of kind
-//!   `Usage`), 1 for any other failure, 0 when stdout's reader went away.
+//! - `run`: [`run`] parses a script's arguments and runs its body on a runtime; [`parse`] and
+//!   [`main`] do the same in two steps, for a script that looks at its arguments first. All end
+//!   in one place that prints `error: ...` and picks the exit code: 2 for any usage error
+//!   (clap's, or [`usage`], a library error of kind `Usage`), 1 for any other failure, 0 when
+//!   stdout's reader went away.
 //! - `output`: [`outln!`] and [`errln!`], [`print_json`], [`print_json_line`], [`JsonLines`];
 //!   JSON escapes the control characters that serde_json leaves (DEL, C1, bidi controls).
 //! - `text`: [`escape`], the one escaping function of human-readable output (see its doc for the
@@ -37,6 +38,6 @@ pub use cognito::{Cognito, CognitoArgs, CognitoTargetArgs};
 pub use flags::{parse_uuid, word_and_prod, DdbArgs, DdbFlags, PageArgs, PgArgs, Prod, TargetArgs};
 pub use output::{print_json, print_json_line, JsonLines};
 pub use progress::Bar;
-pub use run::{error_text, main, run, usage, EXIT_FAILURE, EXIT_USAGE};
+pub use run::{error_text, main, parse, run, usage, EXIT_FAILURE, EXIT_USAGE};
 pub use session::{confirm, shutdown_signal, state_file, MAX_STATE_NAME};
 pub use text::{cut, escape, pad, width, Table};

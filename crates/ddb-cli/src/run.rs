@@ -42,10 +42,17 @@ where
 /// or [`usage`]) exits 2 and any other error 1, after `error: ...` on stderr with its control
 /// characters escaped; a closed stdout (`| head`) ends quietly with 0.
 pub fn run<A: clap::Parser, F: Future<Output = anyhow::Result<()>>>(threads: usize, body: impl FnOnce(A) -> F) -> ExitCode {
-    match A::try_parse() {
+    match parse::<A>() {
         Ok(args) => main(threads, body(args)),
-        Err(e) => finish(Err(e.into())),
+        Err(code) => code,
     }
+}
+
+/// The script's arguments `A`, for a script that looks at them before it hands a body to
+/// [`main`]; or the exit code of `--help`, `--version` or a usage error, already printed as
+/// [`run`] prints them.
+pub fn parse<A: clap::Parser>() -> Result<A, ExitCode> {
+    A::try_parse().map_err(|e| finish(Err(e.into())))
 }
 
 /// How a run ended, as an exit code, after printing what the user needs to see.
