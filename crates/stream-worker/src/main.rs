@@ -18,7 +18,8 @@ struct Args {
     /// Where shards without a saved position start
     #[arg(long, value_enum, default_value_t)]
     from: From,
-    /// State file (default: $XDG_STATE_HOME/cruddur-ddb/stream-<endpoint>-<table>.json)
+    /// State file (default: $XDG_STATE_HOME/cruddur-ddb/stream-<endpoint>-<table>.json; a name
+    /// over 120 bytes keeps its start and a hash of the whole)
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
     /// Pause between polls when there is nothing new, in milliseconds
