@@ -82,11 +82,9 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
 /// The exit code of a failed run: [`EXIT_USAGE`] for clap's errors and library errors of kind
 /// `Usage` anywhere in the chain, [`EXIT_FAILURE`] for everything else.
 fn exit_code(e: &anyhow::Error) -> u8 {
-    let usage = e.chain().any(|c| {
-        c.downcast_ref::<clap::Error>().is_some_and(clap::Error::use_stderr)
-            || c.downcast_ref::<ddb_core::Error>().is_some_and(|l| l.kind() == ddb_core::ErrorKind::Usage)
-    });
-    if usage {
+    let kind = |k| e.chain().any(|c| c.downcast_ref::<ddb_core::Error>().is_some_and(|l| l.kind() == k));
+    let clap_usage = e.chain().any(|c| c.downcast_ref::<clap::Error>().is_some_and(clap::Error::use_stderr));
+    if clap_usage || kind(ddb_core::ErrorKind::Usage) {
         EXIT_USAGE
     } else {
         EXIT_FAILURE
