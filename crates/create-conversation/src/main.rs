@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         let users = pg.users(&[&handle, &other_handle]).await?;
         let new = patterns::create_message_group(&ddb, &users[0], &users[1], &text).await?;
         outln!("{}", new.uuid)?;
-        eprintln!("created conversation {} between {} and {}", new.uuid, users[0].handle, users[1].handle);
+        cli::errln!("created conversation {} between {} and {}", new.uuid, cli::escape(&users[0].handle), cli::escape(&users[1].handle));
         Ok(())
     })
 }

@@ -27,7 +27,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match cli::parse::<Args>() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     let Some(name) = args.table.clone() else {
         // The course's words, on stdout as its `echo` did.
         let _ = outln!("No TABLE_NAME argument supplied eg ./bin/ddb/drop cruddur-messages prod ");

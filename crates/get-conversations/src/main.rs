@@ -3,7 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, DdbFlags, PageArgs};
+use ddb_cli::{self as cli, errln, outln, DdbFlags, PageArgs};
 use ddb_core::patterns;
 use ddb_core::seed::COURSE_GROUP;
 use std::process::ExitCode;
@@ -53,20 +53,20 @@ fn main() -> ExitCode {
             Output::Json => cli::print_json(&listing.items)?,
         }
         if listing.items.is_empty() {
-            eprintln!("no messages in conversation {group} in table {} at {}", ddb.table, ddb.target.label());
+            errln!("no messages in conversation {group} in table {} at {}", ddb.table, cli::escape(&ddb.target.label()));
         }
         if let Some(c) = listing.cursor {
-            eprintln!("older messages: --before {c}");
+            errln!("older messages: --before {}", cli::escape(&c));
         }
         Ok(())
     })
 }
 
+/// The course's lines: the handle padded to 12 columns, the time to 22, the text cut to 40 and
+/// `...`; measured by display width, escaped.
 fn print_lines(items: &[patterns::Message]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
     for m in items {
-        writeln!(out, "{}", patterns::course_line(m))?;
+        outln!("{}{}{}...", cli::pad(&m.handle, 12), cli::pad(&patterns::course_time(&m.created_at), 22), cli::cut(&m.message, 40))?;
     }
     Ok(())
 }

@@ -3,9 +3,8 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, outln, DdbFlags, PageArgs, PgArgs};
+use ddb_cli::{self as cli, errln, outln, DdbFlags, PageArgs, PgArgs};
 use ddb_core::patterns;
-use std::io::Write;
 use std::process::ExitCode;
 
 /// The handle the course looks up.
@@ -56,22 +55,21 @@ fn main() -> ExitCode {
             }
             Output::Table => {
                 outln!("my-uuid: {}", me.uuid)?;
-                let mut out = std::io::stdout().lock();
-                if !listing.items.is_empty() {
-                    writeln!(out, "{:<36}  {:<16}  {:<24}  {:<19}  message", "conversation", "with", "display name", "last message (UTC)")?;
-                }
+                let mut table = cli::Table::new(["conversation", "with", "display name", "last message (UTC)", "message"]).cut(4, 40);
                 for g in &listing.items {
-                    let text: String = g.message.chars().take(40).collect();
                     let when = g.created_at.get(..19).unwrap_or(&g.created_at).replace('T', " ");
-                    writeln!(out, "{:<36}  {:<16}  {:<24}  {:<19}  {text}", g.uuid, g.handle, g.display_name, when)?;
+                    table.row([&g.uuid.to_string(), &g.handle, &g.display_name, &when, &g.message]);
+                }
+                if !listing.items.is_empty() {
+                    table.print()?;
                 }
             }
         }
         if listing.items.is_empty() {
-            eprintln!("{handle} has no conversations in table {} at {}", ddb.table, ddb.target.label());
+            errln!("{} has no conversations in table {} at {}", cli::escape(&handle), ddb.table, cli::escape(&ddb.target.label()));
         }
         if let Some(c) = listing.cursor {
-            eprintln!("older conversations: --before {c}");
+            errln!("older conversations: --before {}", cli::escape(&c));
         }
         Ok(())
     })

@@ -32,14 +32,16 @@ struct Args {
     output: Output,
 }
 
-/// The AWS CLI's table rendering of a list of strings under a title.
+/// The AWS CLI's table rendering of a list of strings under a title, centred by display width;
+/// the names are escaped (they come from the server).
 fn boxed(title: &str, rows: &[String]) -> String {
-    let inner = rows.iter().map(|r| r.chars().count()).chain([title.len()]).max().unwrap_or(0) + 4;
+    let rows: Vec<String> = rows.iter().map(|r| cli::escape(r).into_owned()).collect();
+    let inner = rows.iter().map(|r| cli::width(r)).chain([title.len()]).max().unwrap_or(0) + 4;
     let center = |s: &str| {
-        let pad = inner - s.chars().count();
+        let pad = inner - cli::width(s);
         format!("|{}{}{}|", " ".repeat(pad / 2), s, " ".repeat(pad - pad / 2))
     };
-    let mut out = vec![format!("{}", "-".repeat(inner + 2)), center(title), format!("+{}+", "-".repeat(inner))];
+    let mut out = vec!["-".repeat(inner + 2), center(title), format!("+{}+", "-".repeat(inner))];
     if !rows.is_empty() {
         out.extend(rows.iter().map(|r| center(r)));
         out.push(format!("+{}+", "-".repeat(inner)));
@@ -53,10 +55,10 @@ fn main() -> ExitCode {
         let names = table::list(&ddb).await?;
         match output {
             Output::Table => outln!("{}", boxed("ListTables", &names))?,
-            Output::Json => outln!("{}", serde_json::to_string_pretty(&names)?)?,
+            Output::Json => cli::print_json(&names)?,
             Output::Text => {
                 for n in &names {
-                    outln!("{n}")?;
+                    outln!("{}", cli::escape(n))?;
                 }
             }
         }

@@ -3,7 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, CognitoArgs};
+use ddb_cli::{self as cli, errln, CognitoArgs};
 use ddb_core::cognito;
 use std::process::ExitCode;
 
@@ -27,7 +27,7 @@ enum Output {
 }
 
 fn main() -> ExitCode {
-    cli::run_cognito(1, |Args { cognito, output }: Args| async move {
+    cli::run(1, |Args { cognito, output }: Args| async move {
         let pool = cognito.connect().await?;
         let users = cognito::list_users(&pool.client, &pool.pool, &pool.label).await?;
         let (map, skipped) = cognito::handle_map(&users);
@@ -38,18 +38,17 @@ fn main() -> ExitCode {
             }
             Output::Map => cli::print_json(&map)?,
             Output::Table => {
-                use std::io::Write;
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{:<24}  {:<36}  username", "handle", "sub")?;
+                let mut table = cli::Table::new(["handle", "sub", "username"]);
                 for u in &users {
-                    writeln!(out, "{:<24}  {:<36}  {}", u.handle.as_deref().unwrap_or("-"), u.sub.as_deref().unwrap_or("-"), u.username)?;
+                    table.row([u.handle.as_deref().unwrap_or("-"), u.sub.as_deref().unwrap_or("-"), &u.username]);
                 }
+                table.print()?;
             }
         }
         for (name, why) in &skipped {
-            eprintln!("skipped {name}: {why}");
+            errln!("skipped {}: {}", cli::escape(name), cli::escape(why));
         }
-        eprintln!("{} user(s) in pool {}", users.len(), pool.pool);
+        errln!("{} user(s) in pool {}", users.len(), cli::escape(&pool.pool));
         Ok(())
     })
 }

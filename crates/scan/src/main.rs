@@ -3,11 +3,10 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, DdbArgs};
+use ddb_cli::{self as cli, errln, DdbArgs};
 use ddb_core::item_json::{item_to_json, ItemFormat};
 use ddb_core::scan;
 use futures::StreamExt;
-use std::io::Write;
 use std::process::ExitCode;
 
 /// Print every item of the table (all pages, not only the first 1 MB), one JSON object a line;
@@ -44,19 +43,18 @@ fn main() -> ExitCode {
             Output::DynamodbJson => ItemFormat::DynamodbJson,
         };
         let ddb = ddb.connect().await?;
-        let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+        let mut out = cli::JsonLines::new();
         let mut items = scan::items(&ddb, segments);
         let mut count = 0u64;
         while limit.is_none_or(|l| count < l) {
             let Some(item) = items.next().await else {
                 break;
             };
-            serde_json::to_writer(&mut out, &item_to_json(&item?, format))?;
-            out.write_all(b"\n")?;
+            out.write(&item_to_json(&item?, format))?;
             count += 1;
         }
         out.flush()?;
-        eprintln!("{count} items");
+        errln!("{count} items");
         Ok(())
     })
 }

@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         if json {
             return cli::print_json_line(&report.figures(&plan, &ddb));
         }
-        outln!("{}", report.summary(&plan, &ddb))?;
+        outln!("{}", cli::escape(&report.summary(&plan, &ddb)))?;
         Ok(())
     })
 }

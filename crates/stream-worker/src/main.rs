@@ -3,7 +3,7 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, DdbArgs};
+use ddb_cli::{self as cli, errln, DdbArgs};
 use ddb_core::stream::worker::{self, StartAt, WorkerOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +18,8 @@ struct Args {
     /// Where shards without a saved position start
     #[arg(long, value_enum, default_value_t)]
     from: From,
-    /// State file (default: $XDG_STATE_HOME/cruddur-ddb/stream-<endpoint>-<table>.json)
+    /// State file (default: $XDG_STATE_HOME/cruddur-ddb/stream-<endpoint>-<table>.json; a name
+    /// over 120 bytes keeps its start and a hash of the whole)
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
     /// Pause between polls when there is nothing new, in milliseconds
@@ -56,20 +57,18 @@ fn main() -> ExitCode {
             idle: Duration::from_millis(idle_ms),
             wait_for_table,
         };
-        eprintln!("stream-worker: following the stream of {} at {} (state: {})", ddb.table, ddb.target.label(), opts.state.display());
+        let (label, state) = (cli::escape(&ddb.target.label()).into_owned(), cli::escape(&opts.state.to_string_lossy()).into_owned());
+        errln!("stream-worker: following the stream of {} at {label} (state: {state})", ddb.table);
         let report = move |e: worker::Event| match e {
             worker::Event::Batch(o) if !quiet && (o.messages > 0 || !o.failed.is_empty()) => {
                 let retry = if o.failed.is_empty() { String::new() } else { format!(", {} record(s) to retry", o.failed.len()) };
-                eprintln!("stream-worker: {} message(s), {} group row(s) moved{retry}", o.messages, o.moved);
+                errln!("stream-worker: {} message(s), {} group row(s) moved{retry}", o.messages, o.moved);
             }
             worker::Event::Batch(_) => {}
-            worker::Event::Note(n) => eprintln!("stream-worker: {n}"),
+            worker::Event::Note(n) => errln!("stream-worker: {}", cli::escape(&n)),
         };
-        let totals = worker::run(&ddb, &streams, &opts, cli::shutdown_signal(), &report).await?;
-        eprintln!(
-            "stream-worker: stopped after {} record(s), {} group row(s) moved, {} retried batch(es)",
-            totals.records, totals.moved, totals.retries
-        );
+        let t = worker::run(&ddb, &streams, &opts, cli::shutdown_signal(), &report).await?;
+        errln!("stream-worker: stopped after {} record(s), {} group row(s) moved, {} retried batch(es)", t.records, t.moved, t.retries);
         Ok(())
     })
 }

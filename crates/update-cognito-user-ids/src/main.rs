@@ -4,7 +4,8 @@
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
-use ddb_cli::{self as cli, outln, CognitoArgs, PgArgs};
+use cli::escape as esc;
+use ddb_cli::{self as cli, errln, outln, CognitoArgs, PgArgs};
 use ddb_core::{cognito, pg};
 use std::process::ExitCode;
 
@@ -28,40 +29,40 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    cli::run_cognito(1, |Args { cognito, pg, dry_run, json }: Args| async move {
+    cli::run(1, |Args { cognito, pg, dry_run, json }: Args| async move {
         let pool = cognito.connect().await?;
         let url = &pg.connection_url;
         let run = cognito::sync_pool(&pool.client, &pool.pool, &pool.label, url, dry_run).await?;
         if json {
             // stdout holds the JSON alone; what was skipped is in it, and said on stderr too.
-            run.skipped.iter().for_each(|(name, why)| eprintln!("skipped {name}: {why}"));
+            run.skipped.iter().for_each(|(name, why)| errln!("skipped {}: {}", esc(name), esc(why)));
             return cli::print_json_line(&run);
         }
         outln!("== db-update-cognito-user-ids")?;
         for (handle, sub) in &run.map {
-            outln!("---- {handle} {sub}")?;
+            outln!("---- {} {}", esc(handle), esc(sub))?;
         }
         for (name, why) in &run.skipped {
-            outln!("skipped {name}: {why}")?;
+            outln!("skipped {}: {}", esc(name), esc(why))?;
         }
         let (report, verb) = (&run.report, if dry_run { "would change" } else { "changed" });
         for c in &report.changed {
-            outln!("{verb} {}: {} -> {}", c.handle, c.before.as_deref().unwrap_or("NULL"), c.after)?;
+            outln!("{verb} {}: {} -> {}", esc(&c.handle), esc(c.before.as_deref().unwrap_or("NULL")), esc(&c.after))?;
         }
         outln!(
             "{} row(s) {verb}, {} already up to date, in database {}{} (cognito {:.3} s, postgres {:.3} s)",
             report.changed.len(),
             report.unchanged,
-            pg::redact(url),
+            esc(&pg::redact(url)),
             if dry_run { " (dry run: nothing was written)" } else { "" },
             run.cognito_seconds,
             run.postgres_seconds
         )?;
         if !report.unmatched.is_empty() {
-            outln!("{} Cognito handle(s) with no row in users: {}", report.unmatched.len(), report.unmatched.join(", "))?;
+            outln!("{} Cognito handle(s) with no row in users: {}", report.unmatched.len(), esc(&report.unmatched.join(", ")))?;
         }
         if !report.still_mock.is_empty() {
-            outln!("{} row(s) still hold MOCK: {}", report.still_mock.len(), report.still_mock.join(", "))?;
+            outln!("{} row(s) still hold MOCK: {}", report.still_mock.len(), esc(&report.still_mock.join(", ")))?;
         }
         Ok(())
     })

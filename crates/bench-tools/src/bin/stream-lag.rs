@@ -124,7 +124,10 @@ fn figures(mut lags: Vec<Duration>, raw: bool) -> serde_json::Value {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match cli::parse::<Args>() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     cli::main(4, async move {
         if args.groups == 0 || args.messages < args.groups {
             return Err(cli::usage("--messages must be at least --groups, and --groups at least 1"));

@@ -81,6 +81,9 @@ fn scripts_are_thin_and_print_only_through_outln() {
             for banned in ["AttributeValue", "Client::from_conf", "aws_config::", "tokio_postgres::"] {
                 assert!(!line.contains(banned), "{}:{}: {banned} in a script: rows, clients and targets belong to ddb-core", main.display(), i + 1);
             }
+            for banned in ["eprintln!", "eprint!", "std::io::stdout", "std::io::stderr"] {
+                assert!(!line.contains(banned), "{}:{}: {banned} in a script: print through ddb_cli (outln!, errln!)", main.display(), i + 1);
+            }
         }
         let manifest = std::fs::read_to_string(krate.join("Cargo.toml")).unwrap();
         assert!(manifest.contains("\nddb-cli"), "{}: a script uses ddb-cli for its flags and output", krate.display());

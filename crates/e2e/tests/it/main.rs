@@ -20,6 +20,8 @@
 //!   docs/bad-inputs.json.
 //! - `files`: docker-compose.yml, .gitpod.yml and the bin/ shims stay valid; docs/bad-inputs.md
 //!   is what its data renders.
+//! - `output`: human-readable output escapes control characters of the data; columns by width.
+//! - `state_file`: the stream worker's default state file name fits any table name.
 //! - `robust`: silent servers, closed pipes, odd `users` columns, cursors with offsets, prod
 //!   without credentials, Postgres over TLS, the local stack's scripts.
 
@@ -30,10 +32,12 @@ mod handler_properties;
 mod files;
 mod integrity;
 mod lambda;
+mod output;
 mod patterns;
 mod reliability;
 mod robust;
 mod seed;
 mod shards;
+mod state_file;
 mod stream;
 mod tables;
