@@ -18,7 +18,7 @@
 use anyhow::Context;
 use ddb_core::patterns::{Page, DEFAULT_LIMIT};
 use ddb_core::progress::Progress;
-use ddb_core::target::{sdk_config, Service, Settings, Target};
+use ddb_core::target::{Resolved, Service, Settings};
 use ddb_core::{pg, table, Ddb};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::future::Future;
@@ -192,13 +192,13 @@ impl TargetArgs {
         Settings { prod, endpoint_url: self.endpoint_url.clone(), region: self.region.clone(), profile: self.profile.clone() }
     }
 
-    /// The target of `service`, its warnings printed on stderr.
-    pub fn resolve(&self, service: Service, prod: bool) -> anyhow::Result<Target> {
+    /// The target of `service` and the SDK's setup for it, its warnings printed on stderr.
+    pub fn resolve(&self, service: Service, prod: bool) -> anyhow::Result<Resolved> {
         let resolved = self.settings(prod).resolve(service)?;
         for w in &resolved.warnings {
             eprintln!("{w}");
         }
-        Ok(resolved.target)
+        Ok(resolved)
     }
 }
 
@@ -214,25 +214,13 @@ pub struct CognitoArgs {
     pub user_pool_id: Option<String>,
 }
 
-/// A Cognito client at the resolved target, with the pool to read.
-#[cfg(feature = "cognito")]
-pub struct Cognito {
-    /// The SDK client.
-    pub client: aws_sdk_cognitoidentityprovider::Client,
-    /// The user pool id.
-    pub pool: String,
-    /// Where requests go, for messages.
-    pub label: String,
-}
-
 #[cfg(feature = "cognito")]
 impl CognitoArgs {
     /// Checks the pool id (flag or variable), resolves the target and builds the client.
-    pub async fn connect(&self) -> anyhow::Result<Cognito> {
+    pub async fn connect(&self) -> anyhow::Result<ddb_core::cognito::Cognito> {
         let pool = ddb_core::cognito::pool_id(self.user_pool_id.as_deref())?;
-        let target = self.target.resolve(Service::Cognito, false)?;
-        let config = sdk_config(&target, &self.target.settings(false)).await;
-        Ok(Cognito { client: ddb_core::cognito::client(&config, &target), pool, label: target.label() })
+        let resolved = self.target.resolve(Service::Cognito, false)?;
+        Ok(ddb_core::cognito::Cognito::connect(&resolved, &pool).await?)
     }
 }
 
@@ -294,8 +282,8 @@ impl DdbFlags {
 
     /// [`DdbFlags::connect`] with the SDK configuration.
     pub async fn connect_with_config(&self, prod: bool) -> anyhow::Result<(Ddb, aws_config::SdkConfig)> {
-        let target = self.target.resolve(Service::DynamoDb, prod)?;
-        Ok(Ddb::connect(&target, &self.target.settings(prod), &self.table).await?)
+        let resolved = self.target.resolve(Service::DynamoDb, prod)?;
+        Ok(Ddb::connect(&resolved, &self.table).await?)
     }
 }
 
