@@ -11,6 +11,8 @@
 //! - `lambda`: the messaging-stream bootstrap under the Lambda Runtime API emulator, on real stream
 //!   records; bin/lambda/build's provided.al2023 zip and its glibc.
 //! - `cognito`: list-users and update_cognito_user_ids against moto and Postgres.
+//! - `edges_config`: the AWS side's edges: a malformed ~/.aws/config, a missing profile, a
+//!   password in an endpoint URL.
 //! - `integrity`: several writers at once: two seeds, seed vs create-message vs the worker, re-seeds.
 //! - `reliability`: faults through a proxy, killed servers and processes, the bad inputs of
 //!   docs/bad-inputs.json.
@@ -21,6 +23,7 @@
 
 mod architecture;
 mod cognito;
+mod edges_config;
 mod files;
 mod integrity;
 mod lambda;
