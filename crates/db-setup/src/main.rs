@@ -24,19 +24,19 @@ fn main() -> ExitCode {
     cli::run(1, |Args { connection_url, check }: Args| async move {
         let url = &connection_url;
         if check {
-            let client = pg::connect(url).await?;
-            let n = pg::count_users(&client, url).await?;
-            outln!("postgres {}: users table with {n} row(s)", pg::redact(url))?;
+            let db = pg::connect(url).await?;
+            let n = db.count_users().await?;
+            outln!("postgres {}: users table with {n} row(s)", db.url())?;
             return Ok(());
         }
         let created = pg::ensure_database(url).await?;
-        let client = pg::connect(url).await?;
-        pg::setup(&client, url).await?;
+        let db = pg::connect(url).await?;
+        db.setup().await?;
         outln!(
             "postgres {}: database {}, users table with {} row(s)",
-            pg::redact(url),
+            db.url(),
             if created { "created" } else { "already there" },
-            pg::count_users(&client, url).await?
+            db.count_users().await?
         )?;
         Ok(())
     })

@@ -5,7 +5,7 @@
 //! DynamoDB Local), and a doc comment is checked by the compiler where an argument's id string is not.
 
 use crate::flags::TargetArgs;
-use ddb_core::target::{sdk_config, Service, Settings, Target};
+use ddb_core::target::{Resolved, Service, Settings};
 
 /// Where the Cognito scripts send requests: [`TargetArgs`]' flags, with Cognito's defaults.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -34,7 +34,7 @@ impl CognitoTargetArgs {
     }
 
     /// [`TargetArgs::resolve`].
-    pub fn resolve(&self, service: Service, prod: bool) -> anyhow::Result<Target> {
+    pub fn resolve(&self, service: Service, prod: bool) -> anyhow::Result<Resolved> {
         self.flags().resolve(service, prod)
     }
 }
@@ -50,23 +50,12 @@ pub struct CognitoArgs {
     pub user_pool_id: Option<String>,
 }
 
-/// A Cognito client at the resolved target, with the pool to read.
-pub struct Cognito {
-    /// The SDK client.
-    pub client: aws_sdk_cognitoidentityprovider::Client,
-    /// The user pool id.
-    pub pool: String,
-    /// Where requests go, for messages.
-    pub label: String,
-}
-
 impl CognitoArgs {
     /// Checks the pool id (flag or variable), resolves the target and builds the client.
-    pub async fn connect(&self) -> anyhow::Result<Cognito> {
+    pub async fn connect(&self) -> anyhow::Result<ddb_core::cognito::Cognito> {
         let pool = ddb_core::cognito::pool_id(self.user_pool_id.as_deref())?;
-        let target = self.target.resolve(Service::Cognito, false)?;
-        let config = sdk_config(&target, &self.target.settings(false)).await;
-        Ok(Cognito { client: ddb_core::cognito::client(&config, &target), pool, label: target.label() })
+        let resolved = self.target.resolve(Service::Cognito, false)?;
+        Ok(ddb_core::cognito::Cognito::connect(&resolved, &pool).await?)
     }
 }
 

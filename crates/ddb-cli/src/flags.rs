@@ -5,7 +5,7 @@ use crate::errln;
 use crate::run::usage;
 use crate::text::escape;
 use ddb_core::patterns::{Page, DEFAULT_LIMIT};
-use ddb_core::target::{Service, Settings, Target};
+use ddb_core::target::{Resolved, Service, Settings};
 use ddb_core::{pg, table, Ddb};
 
 /// The course's trailing `prod` word, as the last positional argument of a script.
@@ -58,13 +58,13 @@ impl TargetArgs {
         Settings { prod, endpoint_url: self.endpoint_url.clone(), region: self.region.clone(), profile: self.profile.clone() }
     }
 
-    /// The target of `service`, its warnings printed on stderr.
-    pub fn resolve(&self, service: Service, prod: bool) -> anyhow::Result<Target> {
+    /// The target of `service` and the SDK's setup for it, its warnings printed on stderr.
+    pub fn resolve(&self, service: Service, prod: bool) -> anyhow::Result<Resolved> {
         let resolved = self.settings(prod).resolve(service)?;
         for w in &resolved.warnings {
             errln!("{}", escape(w));
         }
-        Ok(resolved.target)
+        Ok(resolved)
     }
 }
 
@@ -113,8 +113,8 @@ impl DdbFlags {
 
     /// [`DdbFlags::connect`] with the SDK configuration.
     pub async fn connect_with_config(&self, prod: bool) -> anyhow::Result<(Ddb, aws_config::SdkConfig)> {
-        let target = self.target.resolve(Service::DynamoDb, prod)?;
-        Ok(Ddb::connect(&target, &self.target.settings(prod), &self.table).await?)
+        let resolved = self.target.resolve(Service::DynamoDb, prod)?;
+        Ok(Ddb::connect(&resolved, &self.table).await?)
     }
 }
 

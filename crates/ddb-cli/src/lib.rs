@@ -34,7 +34,7 @@ mod session;
 mod text;
 
 #[cfg(feature = "cognito")]
-pub use cognito::{Cognito, CognitoArgs, CognitoTargetArgs};
+pub use cognito::{CognitoArgs, CognitoTargetArgs};
 pub use flags::{parse_uuid, word_and_prod, DdbArgs, DdbFlags, PageArgs, PgArgs, Prod, TargetArgs};
 pub use output::{print_json, print_json_line, JsonLines};
 pub use progress::Bar;

@@ -5,8 +5,10 @@
 //! Here the whole pool is read, and Postgres is updated by one set-based statement in one
 //! transaction: all rows or none.
 
+use crate::call::CallContext;
 use crate::error::{input, Error, Result};
-use crate::target::Target;
+use crate::pg::{bounded, Pg};
+use crate::target::{Resolved, Target};
 use aws_config::SdkConfig;
 use aws_sdk_cognitoidentityprovider::types::UserType;
 use aws_sdk_cognitoidentityprovider::Client;
@@ -16,13 +18,33 @@ use std::collections::BTreeMap;
 /// The course's variable for the pool.
 pub const POOL_ENV: &str = "AWS_COGNITO_USER_POOL_ID";
 
-/// A Cognito client for `target`.
-pub fn client(config: &SdkConfig, target: &Target) -> Client {
-    let mut b = aws_sdk_cognitoidentityprovider::config::Builder::from(config);
-    if let Target::Endpoint(url) = target {
-        b = b.endpoint_url(url);
+/// A Cognito client bound to one user pool at one target: what the pool's operations take.
+#[derive(Debug, Clone)]
+pub struct Cognito {
+    /// The SDK client.
+    pub client: Client,
+    /// The user pool id.
+    pub pool: String,
+    /// Where the client sends requests (for messages).
+    pub target: Target,
+}
+
+impl Cognito {
+    /// A client for `pool` at `target`, configured by `config` (see [`crate::target::sdk_config`]).
+    pub fn new(config: &SdkConfig, target: &Target, pool: &str) -> Self {
+        Cognito { client: crate::target::client(config, target), pool: pool.to_string(), target: target.clone() }
     }
-    Client::from_conf(b.build())
+
+    /// Builds the client for a resolved target (see [`crate::target::Settings::resolve`]) and
+    /// `pool` (see [`pool_id`]). Nothing is sent yet.
+    pub async fn connect(resolved: &Resolved, pool: &str) -> Result<Self> {
+        let config = crate::target::sdk_config(resolved).await?;
+        Ok(Cognito::new(&config, &resolved.target, pool))
+    }
+
+    fn ctx(&self, op: &'static str) -> CallContext<'_> {
+        CallContext { service: "Cognito", op, target: &self.target, table: None, patience: self.target.patience() }
+    }
 }
 
 /// The pool id from the flag or [`POOL_ENV`], or an error that says how to set it.
@@ -69,38 +91,43 @@ fn user_json(u: &UserType) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
-/// Every user of the pool (all pages of ListUsers), with `preferred_username` and `sub`.
-pub async fn list_users(client: &Client, pool: &str, label: &str) -> Result<Vec<CognitoUser>> {
-    let ctx = crate::error::CallContext { service: "Cognito", op: "ListUsers", target: label, table: None };
-    let users: Vec<UserType> = client
-        .list_users()
-        .user_pool_id(pool)
-        .attributes_to_get("preferred_username")
-        .attributes_to_get("sub")
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| {
-            if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) {
-                Error::NotFound(format!("user pool {pool} not found at {label}: check {POOL_ENV} and the region (AWS_REGION / AWS_DEFAULT_REGION)"))
-            } else {
-                Error::from_sdk(e, &ctx)
-            }
-        })?;
-    Ok(users
-        .iter()
-        .map(|u| {
-            let attr = |name: &str| u.attributes().iter().find(|a| a.name() == name).and_then(|a| a.value()).map(str::to_string);
-            CognitoUser {
-                username: u.username().unwrap_or_default().to_string(),
-                handle: attr("preferred_username"),
-                sub: attr("sub"),
-                raw: user_json(u),
-            }
-        })
-        .collect())
+impl Cognito {
+    /// Every user of the pool (all pages of ListUsers), with `preferred_username` and `sub`.
+    pub async fn list_users(&self) -> Result<Vec<CognitoUser>> {
+        let users: Vec<UserType> = self
+            .client
+            .list_users()
+            .user_pool_id(&self.pool)
+            .attributes_to_get("preferred_username")
+            .attributes_to_get("sub")
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) {
+                    Error::NotFound(format!(
+                        "user pool {} not found at {}: check {POOL_ENV} and the region (AWS_REGION / AWS_DEFAULT_REGION)",
+                        self.pool, self.target
+                    ))
+                } else {
+                    Error::from_sdk(e, &self.ctx("ListUsers"))
+                }
+            })?;
+        Ok(users
+            .iter()
+            .map(|u| {
+                let attr = |name: &str| u.attributes().iter().find(|a| a.name() == name).and_then(|a| a.value()).map(str::to_string);
+                CognitoUser {
+                    username: u.username().unwrap_or_default().to_string(),
+                    handle: attr("preferred_username"),
+                    sub: attr("sub"),
+                    raw: user_json(u),
+                }
+            })
+            .collect())
+    }
 }
 
 /// The users that can be synced (`{handle: sub}`), and the ones that cannot, with why.
@@ -168,65 +195,67 @@ pub struct SyncRun {
     pub dry_run: bool,
 }
 
-/// Reads every user of `pool` and sets their `sub` in the `users` table at `pg_url` (see
+/// Reads every user of the pool and sets their `sub` in the `users` table at `pg_url` (see
 /// [`sync`]). Postgres is connected first: a database that is not there fails before anything
 /// is read or changed.
-pub async fn sync_pool(client: &Client, pool: &str, label: &str, pg_url: &str, dry_run: bool) -> Result<SyncRun> {
+pub async fn sync_pool(cognito: &Cognito, pg_url: &str, dry_run: bool) -> Result<SyncRun> {
     let mut db = crate::pg::connect(pg_url).await?;
     let started = std::time::Instant::now();
-    let users = list_users(client, pool, label).await?;
+    let users = cognito.list_users().await?;
     let cognito_seconds = started.elapsed().as_secs_f64();
     let (map, skipped) = handle_map(&users);
     let started = std::time::Instant::now();
-    let report = sync(&mut db, pg_url, &map, dry_run).await?;
+    let report = sync(&mut db, &map, dry_run).await?;
     Ok(SyncRun { report, map, skipped, cognito_seconds, postgres_seconds: started.elapsed().as_secs_f64(), dry_run })
 }
 
+/// The statement of [`sync`]: every row of a handle of the map whose `cognito_user_id` differs,
+/// locked, then updated; the old value comes back with each.
+const UPDATE: &str = "WITH c AS (SELECT * FROM unnest($1::text[], $2::text[]) AS c(handle, sub)),
+      old AS (SELECT u.uuid, u.cognito_user_id AS before FROM public.users u JOIN c ON u.handle = c.handle
+              WHERE u.cognito_user_id IS DISTINCT FROM c.sub FOR UPDATE OF u)
+ UPDATE public.users u SET cognito_user_id = c.sub
+ FROM c, old
+ WHERE u.handle = c.handle AND u.uuid = old.uuid
+ RETURNING u.handle, old.before, u.cognito_user_id";
+
 /// Sets `users.cognito_user_id` from `map` in one transaction with one UPDATE over the whole map;
-/// with `dry_run`, the same statement runs and the transaction is rolled back.
-pub async fn sync(db: &mut tokio_postgres::Client, url: &str, map: &BTreeMap<String, String>, dry_run: bool) -> Result<SyncReport> {
-    let pg = |e| crate::pg::error(url, e);
+/// with `dry_run`, the same statement runs and the transaction is rolled back. Every statement
+/// is bounded (see [`Pg`]): a row locked by another session ends the sync with an error that
+/// says so, and nothing is changed. A handle of several rows is refused before anything changes:
+/// the sub of one Cognito user would be given to all of them.
+pub async fn sync(db: &mut Pg, map: &BTreeMap<String, String>, dry_run: bool) -> Result<SyncReport> {
     let handles: Vec<&str> = map.keys().map(String::as_str).collect();
     let subs: Vec<&str> = map.values().map(String::as_str).collect();
-    let tx = db.transaction().await.map_err(pg)?;
-    let rows = tx
-        .query(
-            "WITH c AS (SELECT * FROM unnest($1::text[], $2::text[]) AS c(handle, sub)),
-                  old AS (SELECT u.uuid, u.cognito_user_id AS before FROM public.users u JOIN c ON u.handle = c.handle
-                          WHERE u.cognito_user_id IS DISTINCT FROM c.sub FOR UPDATE OF u)
-             UPDATE public.users u SET cognito_user_id = c.sub
-             FROM c, old
-             WHERE u.handle = c.handle AND u.uuid = old.uuid
-             RETURNING u.handle, old.before, u.cognito_user_id",
-            &[&handles, &subs],
-        )
-        .await
-        .map_err(pg)?;
+    let url = db.url().to_string();
+    let client = &mut db.client;
+    let tx = bounded(&url, "starting a transaction", client.transaction()).await?;
+    let twins = "SELECT handle, array_agg(uuid ORDER BY uuid) FROM public.users WHERE handle = ANY($1)
+                 GROUP BY handle HAVING count(*) > 1 ORDER BY handle LIMIT 1";
+    let twins = bounded(&url, "looking for handles of several rows", tx.query(twins, &[&handles])).await?;
+    if let Some(row) = twins.first() {
+        let (handle, uuids): (String, Vec<uuid::Uuid>) = (row.get(0), row.get(1));
+        return Err(crate::pg::failed(&url, crate::pg::duplicate_handle(&handle, &uuids)));
+    }
+    let rows = bounded(&url, "updating users.cognito_user_id", tx.query(UPDATE, &[&handles, &subs])).await?;
     let mut report = SyncReport {
         changed: rows.iter().map(|r| Change { handle: r.get(0), before: r.get(1), after: r.get(2) }).collect(),
         ..SyncReport::default()
     };
     report.changed.sort();
-    let matched: i64 = tx.query_one("SELECT count(*) FROM public.users WHERE handle = ANY($1)", &[&handles]).await.map_err(pg)?.get(0);
+    let matched: i64 =
+        bounded(&url, "counting the matched rows", tx.query_one("SELECT count(*) FROM public.users WHERE handle = ANY($1)", &[&handles]))
+            .await?
+            .get(0);
     report.unchanged = (matched as u64).saturating_sub(report.changed.len() as u64);
-    report.unmatched = tx
-        .query("SELECT h FROM unnest($1::text[]) AS h WHERE NOT EXISTS (SELECT 1 FROM public.users u WHERE u.handle = h) ORDER BY h", &[&handles])
-        .await
-        .map_err(pg)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    report.still_mock = tx
-        .query("SELECT handle FROM public.users WHERE cognito_user_id = 'MOCK' ORDER BY handle", &[])
-        .await
-        .map_err(pg)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let unmatched = "SELECT h FROM unnest($1::text[]) AS h WHERE NOT EXISTS (SELECT 1 FROM public.users u WHERE u.handle = h) ORDER BY h";
+    report.unmatched = bounded(&url, "looking for handles with no row", tx.query(unmatched, &[&handles])).await?.iter().map(|r| r.get(0)).collect();
+    let mock = "SELECT handle FROM public.users WHERE cognito_user_id = 'MOCK' ORDER BY handle";
+    report.still_mock = bounded(&url, "looking for rows still MOCK", tx.query(mock, &[])).await?.iter().map(|r| r.get(0)).collect();
     if dry_run {
-        tx.rollback().await.map_err(pg)?;
+        bounded(&url, "rolling back (dry run)", tx.rollback()).await?;
     } else {
-        tx.commit().await.map_err(pg)?;
+        bounded(&url, "committing", tx.commit()).await?;
     }
     Ok(report)
 }

@@ -1,9 +1,10 @@
 //! The error type of the library. Every message says what went wrong and, where the user can do
 //! something about it, what to do next.
 
-use crate::target::{is_local, Patience};
-use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+//!
+//! This module depends on no other of the crate: the conversion of SDK errors, which needs to
+//! know the target, lives in [`crate::call`].
+
 use std::fmt::Display;
 use std::time::Duration;
 
@@ -26,6 +27,19 @@ pub enum Error {
         /// Where it is.
         target: String,
     },
+    /// A table of our name that is not shaped as ours (keys, index, stream): the scripts cannot
+    /// use it, and schema-load will not change it.
+    #[error(
+        "table {table} at {target} is not shaped as ours: {differences}; drop it (./bin/ddb/drop {table}) and run ./bin/ddb/schema-load again, or pass another --table"
+    )]
+    TableShape {
+        /// Table name.
+        table: String,
+        /// Where it is.
+        target: String,
+        /// What differs, as a phrase ("keys are id (HASH), expected pk (HASH), sk (RANGE)").
+        differences: String,
+    },
     /// Nothing answered at the endpoint, or it did not answer in time.
     #[error("{}", unreachable_text(.service, .op, .target, .cause, .hint, *.waited))]
     Unreachable {
@@ -42,16 +56,16 @@ pub enum Error {
         /// Set when the server took the connection and then did not answer within this long.
         waited: Option<Duration>,
     },
-    /// The SDK's credential chain found nothing (prod, or an endpoint with a named profile).
-    #[error(
-        "no AWS credentials found for {service} at {target}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
-         or a profile with AWS_PROFILE or --profile (aws configure; aws sso login); without prod the scripts use DynamoDB Local and need none"
-    )]
+    /// The SDK's credential chain found nothing (prod, or an endpoint with a named profile), or
+    /// a source of it failed (`cause`: an expired SSO session, a failing credential_process).
+    #[error("{}", credentials_text(.service, .target, .cause))]
     NoCredentials {
         /// Service name.
         service: &'static str,
         /// Where the request would have gone.
         target: String,
+        /// Why a configured source gave none, in the SDK's words; `None` when there was none.
+        cause: Option<String>,
     },
     /// Throttled for longer than we are willing to wait.
     #[error("{service} kept throttling {op} for {secs} s; {done} items were written before giving up. Re-run to resume (the seed is idempotent), or lower --concurrency")]
@@ -178,7 +192,7 @@ pub enum ErrorKind {
     Io,
     /// A server broke its API's rules.
     Protocol,
-    /// A row of the table has the wrong shape.
+    /// The table, or a row of it, has the wrong shape.
     Data,
     /// Stopped by the user (Ctrl-C): the scripts exit 130, as a shell does.
     Interrupted,
@@ -187,67 +201,7 @@ pub enum ErrorKind {
 /// Result with the library's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Where a call went, so that errors can name it.
-#[derive(Debug, Clone)]
-pub struct CallContext<'a> {
-    /// Service name for messages.
-    pub service: &'static str,
-    /// Operation name.
-    pub op: &'static str,
-    /// The endpoint, or "AWS".
-    pub target: &'a str,
-    /// The table the call was about, if any.
-    pub table: Option<&'a str>,
-}
-
 impl Error {
-    /// Turns an SDK error into one that tells the user what to do.
-    pub fn from_sdk<E, R>(err: SdkError<E, R>, ctx: &CallContext<'_>) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
-    {
-        if has_source::<CredentialsError>(&err) {
-            return Error::NoCredentials { service: ctx.service, target: ctx.target.to_string() };
-        }
-        let waited = match &err {
-            SdkError::TimeoutError(_) => Some(Patience::of(ctx.target).operation),
-            _ => None,
-        };
-        match &err {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                let local = is_local(ctx.target);
-                let cause = root_cause(&err);
-                let hint = match (local, ctx.service.starts_with("DynamoDB"), waited.is_some()) {
-                    // Nothing was sent: the SDK found no region to sign for.
-                    _ if cause.contains("missing signing region") => ": set AWS_REGION or pass --region (or a region in ~/.aws/config)",
-                    (true, true, true) => {
-                        ": something there accepts connections but does not answer; ./bin/local/status tells whether it is DynamoDB Local, ./bin/local/reset restarts it"
-                    }
-                    (true, true, false) => ": start the local stack with ./bin/local/up, or pass prod for AWS",
-                    (true, false, _) => ": is the emulator running?",
-                    (false, _, _) => ": check the endpoint URL, your network and your AWS region",
-                };
-                Error::Unreachable { service: ctx.service, op: ctx.op, target: ctx.target.to_string(), cause, hint: hint.to_string(), waited }
-            }
-            _ => {
-                let code = err.code().unwrap_or("Unknown").to_string();
-                if code == "ResourceNotFoundException" {
-                    if let Some(table) = ctx.table {
-                        return Error::TableMissing { table: table.into(), target: ctx.target.into() };
-                    }
-                }
-                if code == "ResourceInUseException" && ctx.op == "CreateTable" {
-                    if let Some(table) = ctx.table {
-                        return Error::TableExists { table: table.into(), target: ctx.target.into() };
-                    }
-                }
-                let message = err.message().map(str::to_string).unwrap_or_else(|| root_cause(&err));
-                Error::Service { service: ctx.service, op: ctx.op, code, message }
-            }
-        }
-    }
-
     /// What kind of error this is (of a [`Error::Stopped`]: its cause's).
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -265,7 +219,7 @@ impl Error {
             Error::Protocol(_) => ErrorKind::Protocol,
             Error::Postgres { waited: Some(_), .. } => ErrorKind::Timeout,
             Error::Postgres { .. } => ErrorKind::Postgres,
-            Error::BadItem { .. } => ErrorKind::Data,
+            Error::BadItem { .. } | Error::TableShape { .. } => ErrorKind::Data,
             Error::Interrupted => ErrorKind::Interrupted,
             Error::Stopped { source, .. } => source.kind(),
         }
@@ -308,20 +262,32 @@ fn unreachable_text(service: &str, op: &str, target: &str, cause: &str, hint: &s
     }
 }
 
+fn credentials_text(service: &str, target: &str, cause: &Option<String>) -> String {
+    match cause {
+        None => format!(
+            "no AWS credentials found for {service} at {target}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+             or a profile with AWS_PROFILE or --profile (aws configure; aws sso login); without prod the scripts use DynamoDB Local and need none"
+        ),
+        Some(cause) => format!(
+            "cannot get AWS credentials for {service} at {target}: {cause}: check the profile's settings (aws configure list; aws sso login renews an SSO session)"
+        ),
+    }
+}
+
 fn cause_text(cause: &Option<String>) -> String {
     cause.as_deref().map_or(String::new(), |c| format!(" ({c})"))
 }
 
-/// True when an error of type `T` is somewhere in `err`'s chain of sources.
-fn has_source<T: std::error::Error + 'static>(err: &(dyn std::error::Error + 'static)) -> bool {
+/// The first error of type `T` in `err`'s chain of sources, `err` included.
+pub(crate) fn find_source<'a, T: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a T> {
     let mut cur = Some(err);
     while let Some(e) = cur {
-        if e.is::<T>() {
-            return true;
+        if let Some(t) = e.downcast_ref::<T>() {
+            return Some(t);
         }
         cur = e.source();
     }
-    false
+    None
 }
 
 /// The innermost message of an error chain: "Connection refused" rather than "dispatch failure".
@@ -341,4 +307,9 @@ pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 /// Shorthand for an input error.
 pub fn input(msg: impl Display) -> Error {
     Error::Input(msg.to_string())
+}
+
+/// `text` on one line: an error is one line of stderr, whatever the SDK's messages hold.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -21,9 +21,11 @@
 //! - `pg` (feature `pg`): Postgres `users`.
 //! - [`progress`]: how long work reports phases and items done (the library never prints).
 //! - `cognito` (feature `cognito`): the user pool's users and their sync into Postgres.
-//! - [`error`]: the error type; every message says what to do.
+//! - [`error`]: the error type and its kinds; every message says what to do.
+//! - [`call`]: where an SDK call went, and its errors turned into ours with what to do.
 #![deny(missing_docs)]
 
+pub mod call;
 #[cfg(feature = "cognito")]
 pub mod cognito;
 pub mod conversation;
@@ -45,8 +47,8 @@ pub mod write;
 pub use error::{Error, ErrorKind, Result};
 
 use aws_config::SdkConfig;
-use error::CallContext;
-use target::{Settings, Target};
+use call::CallContext;
+use target::{Resolved, Target};
 
 /// A DynamoDB client bound to one table at one target: what every table operation takes.
 #[derive(Debug, Clone)]
@@ -57,37 +59,33 @@ pub struct Ddb {
     pub table: String,
     /// Where the client sends requests (for messages).
     pub target: Target,
-    label: String,
+    /// How long the client waits for an answer (for messages).
+    pub patience: target::Patience,
 }
 
 impl Ddb {
     /// A client for `table` at `target`, configured by `config` (see [`target::sdk_config`]).
     pub fn new(config: &SdkConfig, target: &Target, table: &str) -> Self {
-        let mut builder = aws_sdk_dynamodb::config::Builder::from(config);
-        if let Target::Endpoint(url) = target {
-            // Our resolution already decided; the SDK must not prefer its own variables.
-            builder = builder.endpoint_url(url);
-        }
-        Ddb { client: aws_sdk_dynamodb::Client::from_conf(builder.build()), table: table.to_string(), target: target.clone(), label: target.label() }
+        Ddb { client: target::client(config, target), table: table.to_string(), target: target.clone(), patience: target.patience() }
     }
 
-    /// Checks the table name and builds the client for `target` (resolved from `settings`, see
-    /// [`Settings::resolve`]), with the SDK configuration for other services' clients at the same
-    /// target (DynamoDB Streams). Nothing is sent yet.
-    pub async fn connect(target: &Target, settings: &Settings, table: &str) -> Result<(Self, SdkConfig)> {
+    /// Checks the table name and builds the client for a resolved target (see
+    /// [`target::Settings::resolve`]), with the SDK configuration for other services' clients at
+    /// the same target (DynamoDB Streams). Nothing is sent yet.
+    pub async fn connect(resolved: &Resolved, table: &str) -> Result<(Self, SdkConfig)> {
         table::validate_table_name(table)?;
-        let config = target::sdk_config(target, settings).await;
-        Ok((Ddb::new(&config, target, table), config))
+        let config = target::sdk_config(resolved).await?;
+        Ok((Ddb { patience: resolved.patience, ..Ddb::new(&config, &resolved.target, table) }, config))
     }
 
     /// Context for errors of operation `op` on the table.
     pub fn ctx(&self, op: &'static str) -> CallContext<'_> {
-        CallContext { service: "DynamoDB", op, target: &self.label, table: Some(&self.table) }
+        CallContext { service: "DynamoDB", op, target: &self.target, table: Some(&self.table), patience: self.patience }
     }
 
     /// Context for errors of an operation that is not about one table.
     pub fn ctx_no_table(&self, op: &'static str) -> CallContext<'_> {
-        CallContext { service: "DynamoDB", op, target: &self.label, table: None }
+        CallContext { service: "DynamoDB", op, target: &self.target, table: None, patience: self.patience }
     }
 }
 

@@ -214,7 +214,14 @@ pub async fn create_message(ddb: &Ddb, group: Uuid, sender: &User, text: &str) -
     let what = format!("the timestamps of conversation {group}");
     conversation::retry(&what, |_| async {
         let attempt = row.lock().expect("not poisoned").clone();
-        let res = ddb.client.put_item().table_name(&ddb.table).set_item(Some(attempt.to_item())).condition_expression("attribute_not_exists(pk)").send().await;
+        let res = ddb
+            .client
+            .put_item()
+            .table_name(&ddb.table)
+            .set_item(Some(attempt.to_item()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
         match res {
             Ok(_) => Ok(Attempt::Done(attempt)),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {

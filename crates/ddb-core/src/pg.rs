@@ -48,15 +48,65 @@ mod tls;
 /// takes the connection and never answers must not hold a script.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one statement of the toolkit may take: they touch a few rows, or create a database.
+/// Postgres itself ends a statement that runs longer (the session's `statement_timeout`).
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a statement may wait for a lock that another session holds (the session's
+/// `lock_timeout`): shorter than [`QUERY_TIMEOUT`], so that a lock held by someone else is said
+/// as such (a session of the app's inside a transaction, a `SELECT ... FOR UPDATE` left open).
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the client waits for an answer to a statement: longer than [`QUERY_TIMEOUT`], so
+/// that Postgres's own, clearer answer comes first; this one is for a server that answers
+/// nothing at all.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(QUERY_TIMEOUT.as_secs() + 5);
 
-fn pg_error(url: &str, e: tokio_postgres::Error) -> Error {
+/// A connection to the database, with its URL (password as `***`) for messages. Every
+/// statement on it is bounded twice: by Postgres (the session's `lock_timeout` and
+/// `statement_timeout`, set when it connects) and by the client ([`Pg::bounded`]).
+pub struct Pg {
+    pub(crate) client: Client,
+    url: String,
+}
+
+impl Pg {
+    /// The URL, password redacted.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The client, for statements of the caller's own (tests); the session's timeouts bound them.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Runs one statement (`what`, for messages) with the client's limit, mapping its error.
+    pub async fn bounded<T>(&self, what: &str, query: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T> {
+        bounded(&self.url, what, query).await
+    }
+}
+
+fn pg_error(url: &str, what: Option<&str>, e: tokio_postgres::Error) -> Error {
     let cause = root_cause(&e);
+    let mut waited = None;
     let message = if let Some(db) = e.as_db_error() {
+        let doing = what.map_or(String::new(), |w| format!("{w}: "));
         match db.code().code() {
             "3D000" => format!("{}: run ./bin/local/up to create it, or set CONNECTION_URL", db.message()),
             "28P01" | "28000" => format!("{}: check the user and password in CONNECTION_URL", db.message()),
-            _ => db.message().to_string(),
+            "55P03" => {
+                waited = Some(LOCK_TIMEOUT);
+                format!(
+                    "{doing}waited {} s for a lock that another session holds (lock_timeout): end that session's transaction (pg_stat_activity lists it, often 'idle in transaction'), then run again",
+                    LOCK_TIMEOUT.as_secs()
+                )
+            }
+            "57014" if db.message().contains("statement timeout") => {
+                waited = Some(QUERY_TIMEOUT);
+                format!(
+                    "{doing}did not finish within {} s (statement_timeout): the server is busy or a lock is held (pg_stat_activity shows who)",
+                    QUERY_TIMEOUT.as_secs()
+                )
+            }
+            _ => format!("{doing}{}", db.message()),
         }
     } else if let Some(tls) = tls_problem(&cause) {
         tls
@@ -67,11 +117,11 @@ fn pg_error(url: &str, e: tokio_postgres::Error) -> Error {
     } else {
         cause
     };
-    Error::Postgres { url: redact(url), message, waited: None, cause: Some(Box::new(e)) }
+    Error::Postgres { url: redact(url), message, waited, cause: Some(Box::new(e)) }
 }
 
 /// An [`Error::Postgres`] of our own finding, with no client error under it.
-fn failed(url: &str, message: String) -> Error {
+pub(crate) fn failed(url: &str, message: String) -> Error {
     Error::Postgres { url: redact(url), message, waited: None, cause: None }
 }
 
@@ -96,12 +146,18 @@ fn parse(url: &str) -> Result<(Config, tls::MakeRustls)> {
     let invalid = |why: String| failed(url, format!("not a valid connection URL ({why}); expected postgresql://user[:password]@host:port/database"));
     let (rest, settings) = tls::split(url).map_err(invalid)?;
     let mut cfg = Config::from_str(&rest).map_err(|e| invalid(root_cause(&e)))?;
-    cfg.connect_timeout(CONNECT_TIMEOUT).ssl_mode(settings.ssl_mode());
+    // The session's own limits come first, so that `options` in the URL can still change them.
+    let limits = format!("-c lock_timeout={}s -c statement_timeout={}s", LOCK_TIMEOUT.as_secs(), QUERY_TIMEOUT.as_secs());
+    let options = match cfg.get_options() {
+        Some(own) => format!("{limits} {own}"),
+        None => limits,
+    };
+    cfg.connect_timeout(CONNECT_TIMEOUT).ssl_mode(settings.ssl_mode()).options(options);
     let connector = tls::connector(&settings).map_err(|why| failed(url, format!("cannot set up TLS: {why}")))?;
     Ok((cfg, connector))
 }
 
-async fn connect_cfg(url: &str, cfg: &Config, tls: tls::MakeRustls) -> Result<Client> {
+async fn connect_cfg(url: &str, cfg: &Config, tls: tls::MakeRustls) -> Result<Pg> {
     // tokio-postgres's own connect_timeout covers only the TCP connection; a server that takes
     // it and then says nothing would hold the handshake forever.
     let connecting = tokio::time::timeout(CONNECT_TIMEOUT, cfg.connect(tls)).await.map_err(|_| Error::Postgres {
@@ -115,12 +171,12 @@ async fn connect_cfg(url: &str, cfg: &Config, tls: tls::MakeRustls) -> Result<Cl
         waited: Some(CONNECT_TIMEOUT),
         cause: None,
     })?;
-    let (client, conn) = connecting.map_err(|e| pg_error(url, e))?;
+    let (client, conn) = connecting.map_err(|e| pg_error(url, None, e))?;
     tokio::spawn(async move {
         // Errors surface on the client's next call; nothing to do here.
         let _ = conn.await;
     });
-    Ok(client)
+    Ok(Pg { client, url: redact(url) })
 }
 
 fn host(cfg: &Config) -> String {
@@ -132,35 +188,28 @@ fn host(cfg: &Config) -> String {
     }
 }
 
-/// Runs one statement with [`QUERY_TIMEOUT`], mapping its error.
-pub async fn bounded<T>(url: &str, what: &str, query: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T> {
-    match tokio::time::timeout(QUERY_TIMEOUT, query).await {
-        Ok(result) => result.map_err(|e| pg_error(url, e)),
+/// Runs one statement (`what`) on the database at `url` with the client's limit, mapping its error
+/// (for a statement of a transaction, which holds the client).
+pub(crate) async fn bounded<T>(url: &str, what: &str, query: impl Future<Output = Result<T, tokio_postgres::Error>>) -> Result<T> {
+    match tokio::time::timeout(ANSWER_TIMEOUT, query).await {
+        Ok(result) => result.map_err(|e| pg_error(url, Some(what), e)),
         Err(_) => Err(Error::Postgres {
             url: redact(url),
-            message: format!(
-                "{what} did not finish within {} s: the server is busy or holds a lock (pg_stat_activity shows who)",
-                QUERY_TIMEOUT.as_secs()
-            ),
-            waited: Some(QUERY_TIMEOUT),
+            message: format!("{what}: no answer within {} s: is the server overloaded or stopped? (pg_isready tells)", ANSWER_TIMEOUT.as_secs()),
+            waited: Some(ANSWER_TIMEOUT),
             cause: None,
         }),
     }
 }
 
 /// Connects to the database at `url`.
-pub async fn connect(url: &str) -> Result<Client> {
+pub async fn connect(url: &str) -> Result<Pg> {
     let (cfg, tls) = parse(url)?;
     connect_cfg(url, &cfg, tls).await
 }
 
-/// Wraps a Postgres error with the (redacted) URL.
-pub fn error(url: &str, e: tokio_postgres::Error) -> Error {
-    pg_error(url, e)
-}
-
 /// Connects to the server's `postgres` database: where databases are created and dropped.
-async fn connect_maintenance(url: &str) -> Result<(Client, String)> {
+async fn connect_maintenance(url: &str) -> Result<(Pg, String)> {
     let (mut cfg, tls) = parse(url)?;
     let name = cfg.get_dbname().map(str::to_string).or_else(|| cfg.get_user().map(str::to_string)).unwrap_or_else(|| "postgres".into());
     cfg.dbname("postgres");
@@ -174,9 +223,10 @@ fn quote_ident(name: &str) -> String {
 /// Creates the database named in `url` if it is missing; true when it was created.
 pub async fn ensure_database(url: &str) -> Result<bool> {
     let (admin, name) = connect_maintenance(url).await?;
-    let exists = bounded(url, "looking up the database", admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])).await?.is_some();
+    let exists =
+        admin.bounded("looking up the database", admin.client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])).await?.is_some();
     if !exists {
-        bounded(url, "CREATE DATABASE", admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))).await?;
+        admin.bounded("CREATE DATABASE", admin.client.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))).await?;
     }
     Ok(!exists)
 }
@@ -184,20 +234,63 @@ pub async fn ensure_database(url: &str) -> Result<bool> {
 /// Drops the database named in `url` (tests use it to clean up after themselves).
 pub async fn drop_database(url: &str) -> Result<()> {
     let (admin, name) = connect_maintenance(url).await?;
-    bounded(url, "DROP DATABASE", admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))).await
+    admin.bounded("DROP DATABASE", admin.client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))).await
 }
 
-/// Creates the `users` table where it is missing and adds the seed users whose handles are not
-/// there yet. A re-run changes nothing.
-pub async fn setup(client: &Client, url: &str) -> Result<()> {
-    bounded(url, "creating the users table", client.batch_execute(SCHEMA)).await?;
-    bounded(url, "adding the seed users", client.batch_execute(SEED_USERS)).await
+impl Pg {
+    /// Creates the `users` table where it is missing and adds the seed users whose handles are not
+    /// there yet. A re-run changes nothing.
+    pub async fn setup(&self) -> Result<()> {
+        self.bounded("creating the users table", self.client.batch_execute(SCHEMA)).await?;
+        self.bounded("adding the seed users", self.client.batch_execute(SEED_USERS)).await
+    }
+
+    /// How many rows `users` has (fails when the table is missing).
+    pub async fn count_users(&self) -> Result<i64> {
+        let row = self.bounded("counting users", self.client.query_one("SELECT count(*) FROM public.users", &[])).await?;
+        row.try_get(0).map_err(|e| pg_error(&self.url, Some("counting users"), e))
+    }
+
+    /// The users with these handles, by handle. Handles not in the table are simply absent; a
+    /// handle of several rows is an error that names it (the handle is how a user is found).
+    ///
+    /// The table is the app's, not ours: a column of another type or a NULL is reported by name,
+    /// never a panic. `handle::text` lets the statement run whatever the column's type, so that
+    /// the check below can name it.
+    pub async fn users_by_handle(&self, handles: &[String]) -> Result<HashMap<String, User>> {
+        let url = &self.url;
+        let sql = "SELECT uuid, display_name, handle FROM public.users WHERE handle::text = ANY($1) ORDER BY uuid";
+        let stmt = self.bounded("reading users", self.client.prepare(sql)).await?;
+        for (col, want) in stmt.columns().iter().zip([Type::UUID, Type::TEXT, Type::TEXT]) {
+            let ok = col.type_() == &want || (want == Type::TEXT && col.type_() == &Type::VARCHAR);
+            if !ok {
+                return Err(schema_error(url, col.name(), &format!("has type {}", col.type_()), &want));
+            }
+        }
+        let rows = self.bounded("reading users", self.client.query(&stmt, &[&handles])).await?;
+        let mut found: HashMap<String, Vec<User>> = HashMap::new();
+        for r in &rows {
+            let handle: String = column(r, url, 2, "text", "")?;
+            let of = format!(" for handle {handle}");
+            let u = User { uuid: column(r, url, 0, "uuid", &of)?, display_name: column(r, url, 1, "text", &of)?, handle };
+            found.entry(u.handle.clone()).or_default().push(u);
+        }
+        if let Some(twins) = found.values().filter(|us| us.len() > 1).min_by(|a, b| a[0].handle.cmp(&b[0].handle)) {
+            let uuids: Vec<uuid::Uuid> = twins.iter().map(|u| u.uuid).collect();
+            return Err(failed(url, duplicate_handle(&twins[0].handle, &uuids)));
+        }
+        Ok(found.into_iter().filter_map(|(h, mut us)| us.pop().map(|u| (h, u))).collect())
+    }
 }
 
-/// How many rows `users` has (fails when the table is missing).
-pub async fn count_users(client: &Client, url: &str) -> Result<i64> {
-    let row = bounded(url, "counting users", client.query_one("SELECT count(*) FROM public.users", &[])).await?;
-    row.try_get(0).map_err(|e| pg_error(url, e))
+/// What to say about the rows of `users` (these `uuids`) that share `handle`.
+pub(crate) fn duplicate_handle(handle: &str, uuids: &[uuid::Uuid]) -> String {
+    let uuids: Vec<String> = uuids.iter().map(|u| u.to_string()).collect();
+    format!(
+        "users has {} rows with handle {handle} (uuid {}): the handle is how the scripts find a user; delete or rename all but one of them",
+        uuids.len(),
+        uuids.join(", ")
+    )
 }
 
 /// The users with these handles, in this order, from the database at `url`; an error names the
@@ -205,35 +298,10 @@ pub async fn count_users(client: &Client, url: &str) -> Result<i64> {
 pub async fn users(url: &str, handles: &[&str]) -> Result<Vec<User>> {
     let db = connect(url).await?;
     let wanted: Vec<String> = handles.iter().map(|h| h.to_string()).collect();
-    let found = users_by_handle(&db, url, &wanted).await?;
+    let found = db.users_by_handle(&wanted).await?;
     handles
         .iter()
-        .map(|h| found.get(*h).cloned().ok_or_else(|| Error::NotFound(format!("no user with handle {h} in database {}", redact(url)))))
-        .collect()
-}
-
-/// The users with these handles, by handle. Handles not in the table are simply absent.
-///
-/// The table is the app's, not ours: a column of another type or a NULL is reported by name,
-/// never a panic. `handle::text` lets the statement run whatever the column's type, so that
-/// the check below can name it.
-pub async fn users_by_handle(client: &Client, url: &str, handles: &[String]) -> Result<HashMap<String, User>> {
-    let sql = "SELECT uuid, display_name, handle FROM public.users WHERE handle::text = ANY($1)";
-    let stmt = bounded(url, "reading users", client.prepare(sql)).await?;
-    for (col, want) in stmt.columns().iter().zip([Type::UUID, Type::TEXT, Type::TEXT]) {
-        let ok = col.type_() == &want || (want == Type::TEXT && col.type_() == &Type::VARCHAR);
-        if !ok {
-            return Err(schema_error(url, col.name(), &format!("has type {}", col.type_()), &want));
-        }
-    }
-    let rows = bounded(url, "reading users", client.query(&stmt, &[&handles])).await?;
-    rows.iter()
-        .map(|r| {
-            let handle: String = column(r, url, 2, "text", "")?;
-            let of = format!(" for handle {handle}");
-            let u = User { uuid: column(r, url, 0, "uuid", &of)?, display_name: column(r, url, 1, "text", &of)?, handle };
-            Ok((u.handle.clone(), u))
-        })
+        .map(|h| found.get(*h).cloned().ok_or_else(|| Error::NotFound(format!("no user with handle {h} in database {}", db.url()))))
         .collect()
 }
 

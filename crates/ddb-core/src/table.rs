@@ -67,8 +67,15 @@ fn shorten(s: &str) -> String {
     }
 }
 
-fn key(name: &str, kind: KeyType) -> KeySchemaElement {
-    KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("name and type set")
+/// The table's keys: `pk` (HASH), `sk` (RANGE).
+const KEYS: [(&str, KeyType); 2] = [(PK, KeyType::Hash), (SK, KeyType::Range)];
+/// The keys of [`GSI_NAME`]: `message_group_uuid` (HASH), `sk` (RANGE).
+const GSI_KEYS: [(&str, KeyType); 2] = [(GSI_PK, KeyType::Hash), (SK, KeyType::Range)];
+
+fn key_schema(keys: &[(&str, KeyType)]) -> Vec<KeySchemaElement> {
+    keys.iter()
+        .map(|(name, kind)| KeySchemaElement::builder().attribute_name(*name).key_type(kind.clone()).build().expect("name and type set"))
+        .collect()
 }
 
 fn string_attr(name: &str) -> AttributeDefinition {
@@ -86,8 +93,7 @@ pub async fn create(ddb: &Ddb, billing: Billing, max_wait: Duration) -> Result<T
     };
     let gsi = GlobalSecondaryIndex::builder()
         .index_name(GSI_NAME)
-        .key_schema(key(GSI_PK, KeyType::Hash))
-        .key_schema(key(SK, KeyType::Range))
+        .set_key_schema(Some(key_schema(&GSI_KEYS)))
         .projection(Projection::builder().projection_type(ProjectionType::All).build())
         .set_provisioned_throughput(throughput(billing))
         .build()
@@ -99,8 +105,7 @@ pub async fn create(ddb: &Ddb, billing: Billing, max_wait: Duration) -> Result<T
         .attribute_definitions(string_attr(PK))
         .attribute_definitions(string_attr(SK))
         .attribute_definitions(string_attr(GSI_PK))
-        .key_schema(key(PK, KeyType::Hash))
-        .key_schema(key(SK, KeyType::Range))
+        .set_key_schema(Some(key_schema(&KEYS)))
         .global_secondary_indexes(gsi)
         .billing_mode(match billing {
             Billing::Provisioned { .. } => BillingMode::Provisioned,
@@ -148,6 +153,87 @@ pub async fn delete(ddb: &Ddb, max_wait: Duration) -> Result<()> {
 /// Every table name at the target, all pages (ListTables returns at most 100 a page).
 pub async fn list(ddb: &Ddb) -> Result<Vec<String>> {
     ddb.client.list_tables().into_paginator().items().send().try_collect().await.map_err(|e| Error::from_sdk(e, &ddb.ctx_no_table("ListTables")))
+}
+
+/// What schema-load found or made: the table's description, whether it was there already, and
+/// how it differs from ours (see [`differences`]).
+#[derive(Debug, Clone)]
+pub struct Ensured {
+    /// The table as DynamoDB describes it.
+    pub description: TableDescription,
+    /// It was there before: nothing was changed.
+    pub existed: bool,
+    /// How an existing table differs from ours; empty when it is ours.
+    pub differences: Vec<String>,
+}
+
+impl Ensured {
+    /// [`description_json`] with `existed` and `differences`.
+    pub fn json(&self) -> serde_json::Value {
+        let mut v = description_json(&self.description);
+        v["existed"] = self.existed.into();
+        v["differences"] = self.differences.clone().into();
+        v
+    }
+
+    /// [`Error::TableShape`] when the table differs from ours (it cannot be used as it is).
+    pub fn check(&self, ddb: &Ddb) -> Result<()> {
+        if self.differences.is_empty() {
+            return Ok(());
+        }
+        Err(Error::TableShape { table: ddb.table.clone(), target: ddb.target.label(), differences: self.differences.join("; ") })
+    }
+}
+
+/// Creates the table (see [`create`]); when a table of its name is there, describes it and
+/// compares it with ours instead. Nothing existing is changed.
+pub async fn ensure(ddb: &Ddb, billing: Billing, max_wait: Duration) -> Result<Ensured> {
+    match create(ddb, billing, max_wait).await {
+        Ok(description) => Ok(Ensured { description, existed: false, differences: Vec::new() }),
+        Err(Error::TableExists { .. }) => {
+            let description = describe(ddb).await?;
+            Ok(Ensured { differences: differences(&description), description, existed: true })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// How a table differs from ours in what the scripts rely on: its keys and their types, the
+/// index [`GSI_NAME`] (keys, projection ALL) and a stream with new images (pattern E). Billing
+/// and capacity are the user's choice and not compared.
+pub fn differences(t: &TableDescription) -> Vec<String> {
+    let shown =
+        |ks: &[KeySchemaElement]| ks.iter().map(|k| format!("{} ({})", k.attribute_name(), k.key_type().as_str())).collect::<Vec<_>>().join(", ");
+    let same = |ks: &[KeySchemaElement], want: &[(&str, KeyType)]| {
+        ks.len() == want.len() && ks.iter().zip(want).all(|(k, (name, kind))| k.attribute_name() == *name && k.key_type() == kind)
+    };
+    let mut out = Vec::new();
+    if !same(t.key_schema(), &KEYS) {
+        out.push(format!("its keys are {}, ours {}", shown(t.key_schema()), shown(&key_schema(&KEYS))));
+    }
+    for a in t.attribute_definitions() {
+        if [PK, SK, GSI_PK].contains(&a.attribute_name()) && a.attribute_type() != &ScalarAttributeType::S {
+            out.push(format!("attribute {} is of type {}, ours S", a.attribute_name(), a.attribute_type().as_str()));
+        }
+    }
+    match t.global_secondary_indexes().iter().find(|g| g.index_name() == Some(GSI_NAME)) {
+        None => out.push(format!("it has no index {GSI_NAME}")),
+        Some(g) => {
+            if !same(g.key_schema(), &GSI_KEYS) {
+                out.push(format!("index {GSI_NAME} has keys {}, ours {}", shown(g.key_schema()), shown(&key_schema(&GSI_KEYS))));
+            }
+            if let Some(p) = g.projection().and_then(|p| p.projection_type()).filter(|p| **p != ProjectionType::All) {
+                out.push(format!("index {GSI_NAME} projects {}, ours ALL", p.as_str()));
+            }
+        }
+    }
+    let view = t.stream_specification().filter(|s| s.stream_enabled()).and_then(|s| s.stream_view_type());
+    match view {
+        Some(StreamViewType::NewImage | StreamViewType::NewAndOldImages) => {}
+        Some(v) => out.push(format!("its stream carries {}, ours NEW_IMAGE", v.as_str())),
+        None => out.push("it has no stream, ours NEW_IMAGE".to_string()),
+    }
+    out
 }
 
 /// A short human summary of a table description.

@@ -4,9 +4,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use ddb_core::patterns::Page;
-use ddb_core::records::{
-    check_text, format_ts, item_size, parse_ts, preview, Item, Key, MessageGroupRow, MessageRow, MAX_ITEM_BYTES,
-};
+use ddb_core::records::{check_text, format_ts, item_size, parse_ts, preview, Item, Key, MessageGroupRow, MessageRow, MAX_ITEM_BYTES};
 use ddb_core::seed::{check_clock, Conversation, SpeakerMap, COURSE_SPEAKERS};
 use ddb_core::ErrorKind;
 use proptest::prelude::*;
@@ -74,9 +72,8 @@ fn item() -> impl Strategy<Value = Item> {
 
 fn any_time() -> impl Strategy<Value = OffsetDateTime> {
     // time's whole range (years -9999 to 9999), to the nanosecond.
-    (-377_705_116_800i64..253_402_300_799i64, 0u32..1_000_000_000).prop_map(|(s, ns)| {
-        OffsetDateTime::from_unix_timestamp(s).unwrap().replace_nanosecond(ns).unwrap()
-    })
+    (-377_705_116_800i64..253_402_300_799i64, 0u32..1_000_000_000)
+        .prop_map(|(s, ns)| OffsetDateTime::from_unix_timestamp(s).unwrap().replace_nanosecond(ns).unwrap())
 }
 
 proptest! {
@@ -149,7 +146,7 @@ proptest! {
 
     #[test]
     fn group_rows_always_fit_whatever_their_message(len in 0usize..MAX_ITEM_BYTES, c in prop_oneof![Just('x'), Just('é'), Just('語'), Just('😀')], name in "\\PC{0,64}") {
-        let text: String = std::iter::repeat(c).take(len / c.len_utf8()).collect();
+        let text: String = std::iter::repeat_n(c, len / c.len_utf8()).collect();
         let m = MessageRow {
             message_group_uuid: Uuid::nil(),
             created_at: OffsetDateTime::UNIX_EPOCH,

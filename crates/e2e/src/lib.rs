@@ -32,8 +32,9 @@ use std::time::{Duration, Instant};
 /// this crate does not depend on, need not be named.)
 macro_rules! local_sdk {
     ($endpoint:expr) => {{
-        let target = ddb_core::target::Target::Endpoint($endpoint.to_string());
-        (block_on(ddb_core::target::sdk_config(&target, &ddb_core::target::Settings::default())), target)
+        let settings = ddb_core::target::Settings { endpoint_url: Some($endpoint.to_string()), ..Default::default() };
+        let resolved = settings.resolve_in(ddb_core::target::Service::DynamoDb, |_| None).expect("a local endpoint");
+        (block_on(ddb_core::target::sdk_config(&resolved)).expect("an SDK configuration"), resolved.target)
     }};
 }
 
@@ -250,12 +251,14 @@ impl TestTable {
     pub fn count(&self) -> usize {
         use futures::TryStreamExt;
         let pages = self.client().scan().table_name(&self.name).select(Select::Count).into_paginator().send();
-        let n: i32 = block_on(futures::stream::poll_fn({
-            let mut pages = pages;
-            move |cx| pages.poll_next(cx)
-        })
-        .map_ok(|p| p.count)
-        .try_fold(0, |n, c| async move { Ok(n + c) }))
+        let n: i32 = block_on(
+            futures::stream::poll_fn({
+                let mut pages = pages;
+                move |cx| pages.poll_next(cx)
+            })
+            .map_ok(|p| p.count)
+            .try_fold(0, |n, c| async move { Ok(n + c) }),
+        )
         .expect("count scan");
         usize::try_from(n).expect("a count")
     }
@@ -379,8 +382,8 @@ impl TestDb {
             ddb_core::pg::ensure_database(&url)
                 .await
                 .unwrap_or_else(|e| panic!("the tests need Postgres at {server} (start the machine's server, or set TEST_PG_URL): {e}"));
-            let c = ddb_core::pg::connect(&url).await.expect("connect test db");
-            ddb_core::pg::setup(&c, &url).await.expect("schema and seed users");
+            let db = ddb_core::pg::connect(&url).await.expect("connect test db");
+            db.setup().await.expect("schema and seed users");
         });
         TestDb { url }
     }
@@ -389,8 +392,8 @@ impl TestDb {
     pub fn users(&self, handles: &[&str]) -> HashMap<String, User> {
         let handles: Vec<String> = handles.iter().map(|h| h.to_string()).collect();
         block_on(async {
-            let c = ddb_core::pg::connect(&self.url).await.expect("connect test db");
-            ddb_core::pg::users_by_handle(&c, &self.url, &handles).await.expect("users")
+            let db = ddb_core::pg::connect(&self.url).await.expect("connect test db");
+            db.users_by_handle(&handles).await.expect("users")
         })
     }
 
@@ -407,8 +410,8 @@ impl TestDb {
     /// Runs SQL on the database.
     pub fn exec(&self, sql: &str) {
         block_on(async {
-            let c = ddb_core::pg::connect(&self.url).await.expect("connect test db");
-            c.batch_execute(sql).await.expect("sql");
+            let db = ddb_core::pg::connect(&self.url).await.expect("connect test db");
+            db.client().batch_execute(sql).await.expect("sql");
         })
     }
 }
@@ -491,7 +494,7 @@ impl Moto {
     /// A Cognito client for this server.
     pub fn cognito(&self) -> aws_sdk_cognitoidentityprovider::Client {
         let (config, target) = local_sdk!(self.endpoint);
-        ddb_core::cognito::client(&config, &target)
+        ddb_core::target::client(&config, &target)
     }
 }
 

@@ -29,7 +29,7 @@ enum Output {
 fn main() -> ExitCode {
     cli::run(1, |Args { cognito, output }: Args| async move {
         let pool = cognito.connect().await?;
-        let users = cognito::list_users(&pool.client, &pool.pool, &pool.label).await?;
+        let users = pool.list_users().await?;
         let (map, skipped) = cognito::handle_map(&users);
         match output {
             Output::Course => {

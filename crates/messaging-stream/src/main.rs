@@ -62,8 +62,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // credentials from the Lambda environment; the SDK's endpoint variables are honoured (tests).
     let name = std::env::var(table::TABLE_ENV).unwrap_or_else(|_| table::TABLE_NAME.to_string());
     let connected = async {
-        let target = target::in_lambda(|k| std::env::var(k).ok())?;
-        Ddb::connect(&target, &target::Settings::default(), &name).await
+        let resolved = target::in_lambda(|k| std::env::var(k).ok())?;
+        Ddb::connect(&resolved, &name).await
     }
     .await;
     // A bad setting of the function's environment: one line in its log (not a debug dump), and

@@ -1,11 +1,11 @@
 //! `bin/ddb/schema-load [prod]`: creates the cruddur-messages table of SPEC.md and waits until it
-//! is ACTIVE. An existing table is left as it is.
+//! is ACTIVE. An existing table is left as it is, and compared with ours: one of another shape
+//! is an error that says what differs.
 #![deny(clippy::print_stdout)]
 
 use clap::{Parser, ValueEnum};
 use ddb_cli::{self as cli, outln, DdbArgs};
 use ddb_core::table::{self, Billing};
-use ddb_core::Error;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,12 +14,14 @@ enum Output {
     /// A few lines: keys, index, billing, stream
     #[default]
     Summary,
-    /// The table description as JSON
+    /// The table description as JSON, with `existed` (true: it was there, nothing changed) and
+    /// `differences` (how an existing table differs from ours)
     Json,
 }
 
 /// Create the cruddur-messages table (keys pk/sk, index message-group-sk-index, stream
-/// NEW_IMAGE, 5/5 provisioned) and wait until it is ACTIVE. If it exists, nothing is changed.
+/// NEW_IMAGE, 5/5 provisioned) and wait until it is ACTIVE. If it exists, nothing is changed; a
+/// table of another shape (keys, index, stream) is an error that says what differs.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -40,14 +42,14 @@ fn main() -> ExitCode {
     cli::run(1, |Args { on_demand, output, wait, ddb }: Args| async move {
         let ddb = ddb.connect().await?;
         let billing = if on_demand { Billing::OnDemand } else { Billing::default() };
-        match table::create(&ddb, billing, Duration::from_secs(wait)).await {
-            Ok(t) => match output {
-                Output::Summary => outln!("created {}", table::summary(&t))?,
-                Output::Json => outln!("{:#}", table::description_json(&t))?,
-            },
-            Err(Error::TableExists { table, target }) => outln!("table {table} already exists at {target}; left as it is")?,
-            Err(e) => return Err(e.into()),
+        let found = table::ensure(&ddb, billing, Duration::from_secs(wait)).await?;
+        match output {
+            Output::Json => outln!("{:#}", found.json())?,
+            Output::Summary if !found.existed => outln!("created {}", table::summary(&found.description))?,
+            Output::Summary if found.differences.is_empty() => outln!("table {} already exists at {}; left as it is", ddb.table, ddb.target)?,
+            Output::Summary => {}
         }
+        found.check(&ddb)?;
         Ok(())
     })
 }

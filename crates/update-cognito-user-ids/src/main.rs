@@ -32,7 +32,7 @@ fn main() -> ExitCode {
     cli::run(1, |Args { cognito, pg, dry_run, json }: Args| async move {
         let pool = cognito.connect().await?;
         let url = &pg.connection_url;
-        let run = cognito::sync_pool(&pool.client, &pool.pool, &pool.label, url, dry_run).await?;
+        let run = cognito::sync_pool(&pool, url, dry_run).await?;
         if json {
             // stdout holds the JSON alone; what was skipped is in it, and said on stderr too.
             run.skipped.iter().for_each(|(name, why)| errln!("skipped {}: {}", esc(name), esc(why)));

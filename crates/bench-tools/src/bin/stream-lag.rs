@@ -156,8 +156,11 @@ fn main() -> ExitCode {
             let (ddb, users, shared, reader) = (&ddb, &users, &shared, &reader);
             async move {
                 let group = if args.groups == 1 { seed::COURSE_GROUP } else { seed::group_uuid(k) };
-                let owners: Vec<(String, String)> =
-                    conversation::group_rows(ddb, group).await?.iter().map(|r| (MessageGroupRow::pk_of(r.row.owner_uuid), group.to_string())).collect();
+                let owners: Vec<(String, String)> = conversation::group_rows(ddb, group)
+                    .await?
+                    .iter()
+                    .map(|r| (MessageGroupRow::pk_of(r.row.owner_uuid), group.to_string()))
+                    .collect();
                 anyhow::ensure!(!owners.is_empty(), "conversation {group} has no group rows: run seed --groups {} first", args.groups);
                 let mut lags = Vec::new();
                 for i in 0..per_group {

@@ -160,7 +160,8 @@ pub async fn apply(ddb: &Ddb, changes: &[Change]) -> Result<Applied> {
                 }
                 // A reason other than a lost condition or a concurrent transaction (a throttled
                 // action, a validation error) is the request's own: said as such.
-                let other = reasons.iter().filter_map(|r| r.code()).find(|c| !matches!(*c, "None" | "ConditionalCheckFailed" | "TransactionConflict"));
+                let other =
+                    reasons.iter().filter_map(|r| r.code()).find(|c| !matches!(*c, "None" | "ConditionalCheckFailed" | "TransactionConflict"));
                 match other {
                     Some(code) => Err(Error::Service {
                         service: "DynamoDB",

@@ -176,7 +176,9 @@ mod tests {
     fn clocks_outside_what_the_keys_order_are_refused() {
         use time::macros::datetime;
         let real = datetime!(2026-12-02 00:00 UTC);
-        for bad in [datetime!(0000-01-01 00:00:30 UTC), datetime!(0001-01-01 12:00 UTC), datetime!(9999-12-31 23:59 UTC), datetime!(2028-01-01 00:00 UTC)] {
+        for bad in
+            [datetime!(0000-01-01 00:00:30 UTC), datetime!(0001-01-01 12:00 UTC), datetime!(9999-12-31 23:59 UTC), datetime!(2028-01-01 00:00 UTC)]
+        {
             let err = check_clock(bad, real).unwrap_err();
             assert_eq!(err.kind(), crate::ErrorKind::Usage, "{bad}");
             assert!(err.to_string().contains("four-digit year"), "{err}");

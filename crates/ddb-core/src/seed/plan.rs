@@ -155,7 +155,8 @@ impl SeedRequest {
             // `-`, as create-message's TEXT: the conversation comes from standard input.
             Some(path) if path.as_os_str() == "-" => {
                 let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map_err(|e| Error::io("cannot read the conversation from standard input", e))?;
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                    .map_err(|e| Error::io("cannot read the conversation from standard input", e))?;
                 Conversation::parse(&bytes, "standard input", &speakers)
             }
             Some(path) => {
@@ -182,13 +183,13 @@ impl SeedRequest {
         let conv = self.conversation()?;
         let [me, other] = conv.participants()?;
         let db = crate::pg::connect(pg_url).await?;
-        let mut users = crate::pg::users_by_handle(&db, pg_url, &[me.clone(), other.clone()]).await?;
+        let mut users = db.users_by_handle(&[me.clone(), other.clone()]).await?;
         let mut take = |h: &str| {
             users.remove(h).ok_or_else(|| {
                 let line = conv.lines.iter().find(|l| l.handle == h).map_or(0, |l| l.lineno);
                 Error::NotFound(format!(
                     "no user with handle {h} in database {} ({}:{line}); add the user, or map the speaker to another handle with --speaker",
-                    crate::pg::redact(pg_url),
+                    db.url(),
                     conv.source
                 ))
             })

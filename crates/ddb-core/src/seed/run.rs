@@ -25,7 +25,13 @@ use uuid::Uuid;
 /// `approve_replace` is asked before rows of an earlier seed are deleted (with their count); when
 /// it says no, nothing is changed and the run fails (the prod guard). An error after the first
 /// write is an [`Error::Stopped`] that says how far the run got.
-pub async fn run(ddb: &Ddb, plan: &SeedPlan, opts: WriteOptions, progress: &dyn Progress, approve_replace: &dyn Fn(u64) -> bool) -> Result<SeedReport> {
+pub async fn run(
+    ddb: &Ddb,
+    plan: &SeedPlan,
+    opts: WriteOptions,
+    progress: &dyn Progress,
+    approve_replace: &dyn Fn(u64) -> bool,
+) -> Result<SeedReport> {
     run_until(ddb, plan, opts, progress, approve_replace, std::future::pending()).await
 }
 
@@ -186,7 +192,14 @@ async fn find_seed_group_rows(ddb: &Ddb, members: [&crate::records::User; 2]) ->
 /// Replaces the group rows of every conversation with rows (found ones, of this plan or earlier
 /// ones) one conversation at a time, and puts those of the plan's other conversations many to a
 /// transaction. Returns the rows deleted and written.
-async fn replace_group_rows(ddb: &Ddb, plan: &SeedPlan, mut found: Found, opts: WriteOptions, phases: &Phases<'_>, stop: &Stop<'_>) -> Result<(u64, u64)> {
+async fn replace_group_rows(
+    ddb: &Ddb,
+    plan: &SeedPlan,
+    mut found: Found,
+    opts: WriteOptions,
+    phases: &Phases<'_>,
+    stop: &Stop<'_>,
+) -> Result<(u64, u64)> {
     let mut replacements: Vec<(Uuid, Vec<Key>, Option<[MessageGroupRow; 2]>)> = Vec::new();
     let mut fresh: Vec<u64> = Vec::new();
     for k in 0..plan.groups {
@@ -288,7 +301,10 @@ mod tests {
     use crate::records::{now, User};
 
     fn plan_rows() -> [MessageGroupRow; 2] {
-        let (a, b) = (User { uuid: Uuid::new_v4(), display_name: "A".into(), handle: "a".into() }, User { uuid: Uuid::new_v4(), display_name: "B".into(), handle: "b".into() });
+        let (a, b) = (
+            User { uuid: Uuid::new_v4(), display_name: "A".into(), handle: "a".into() },
+            User { uuid: Uuid::new_v4(), display_name: "B".into(), handle: "b".into() },
+        );
         let row = |o: &User, m: &User| MessageGroupRow {
             owner_uuid: o.uuid,
             last_message_at: now(),

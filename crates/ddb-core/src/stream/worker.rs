@@ -28,11 +28,7 @@ use std::time::Duration;
 
 /// A DynamoDB Streams client for `target`, from the same configuration as the table's client.
 pub fn streams_client(config: &SdkConfig, target: &Target) -> Client {
-    let mut b = aws_sdk_dynamodbstreams::config::Builder::from(config);
-    if let Target::Endpoint(url) = target {
-        b = b.endpoint_url(url);
-    }
-    Client::from_conf(b.build())
+    crate::target::client(config, target)
 }
 
 /// How the worker runs.

@@ -28,7 +28,8 @@ fn pool(moto: &Moto, n: usize, extra: usize) -> (String, BTreeMap<String, String
         for i in 0..extra {
             c.admin_create_user().user_pool_id(&id).username(format!("nohandle{i}")).send().await.unwrap();
         }
-        let users = ddb_core::cognito::list_users(&c, &id, "moto").await.unwrap();
+        let target = ddb_core::target::Target::Endpoint(moto.endpoint.clone());
+        let users = ddb_core::cognito::Cognito { client: c.clone(), pool: id.clone(), target }.list_users().await.unwrap();
         let (map, _) = ddb_core::cognito::handle_map(&users);
         (id, map)
     })
@@ -72,7 +73,7 @@ impl Cognito {
     fn ids(&self) -> BTreeMap<String, String> {
         block_on(async {
             let c = ddb_core::pg::connect(&self.db.url).await.unwrap();
-            c.query("SELECT handle, cognito_user_id FROM users", &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect()
+            c.client().query("SELECT handle, cognito_user_id FROM users", &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect()
         })
     }
 }
@@ -203,4 +204,39 @@ fn a_closed_stdout_is_a_quiet_success() {
         assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
         assert!(!stderr(&out).contains("panicked") && !stderr(&out).contains("error"), "{name}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn a_row_locked_by_another_session_ends_the_sync_in_one_line_and_changes_nothing() {
+    let c = Cognito::start(3, 0, 3);
+    let before = c.ids();
+    // Another session (the app, a psql left open) holds a row of users in its transaction.
+    let holder = block_on(ddb_core::pg::connect(&c.db.url)).unwrap();
+    block_on(holder.client().batch_execute("BEGIN; SELECT 1 FROM users WHERE handle = 'user001' FOR UPDATE")).unwrap();
+    // The watchdog only stops a hang (the fault: the sync waited for ever); lock_timeout is 10 s.
+    let out = run_watched(&mut c.cmd("update_cognito_user_ids"), std::time::Duration::from_secs(180));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: postgres ("), "{err}");
+    assert!(err.contains("updating users.cognito_user_id: waited 10 s for a lock that another session holds"), "{err}");
+    assert!(err.contains("end that session's transaction"), "{err}");
+    block_on(holder.client().batch_execute("ROLLBACK")).unwrap();
+    assert_eq!(c.ids(), before, "all or nothing");
+    // The lock gone, the same run goes through.
+    let out = c.sync(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(c.ids()["user001"], c.map["user001"]);
+}
+
+#[test]
+fn a_handle_of_two_rows_is_refused_by_name_before_anything_changes() {
+    let c = Cognito::start(3, 0, 3);
+    c.db.exec("INSERT INTO users (display_name, handle, email, cognito_user_id) VALUES ('Twin', 'user002', 'twin@example.com', 'MOCK')");
+    let before = c.ids();
+    let out = c.sync(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("users has 2 rows with handle user002") && err.contains("delete or rename all but one"), "{err}");
+    assert_eq!(c.ids(), before);
 }

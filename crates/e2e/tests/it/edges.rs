@@ -33,7 +33,11 @@ fn rows_on_newest_message(t: &TestTable, group: Uuid) -> Result<(), String> {
             None => r.message == FILLER_MESSAGE,
         };
         if !ok {
-            return Err(format!("row {} is not on the newest message that exists ({:?}): {r:?}", format_ts(r.last_message_at), newest.map(|m| format_ts(m.created_at))));
+            return Err(format!(
+                "row {} is not on the newest message that exists ({:?}): {r:?}",
+                format_ts(r.last_message_at),
+                newest.map(|m| format_ts(m.created_at))
+            ));
         }
     }
     Ok(())
@@ -50,7 +54,15 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 /// A stream worker of the test's own, stopped when dropped.
 fn worker(t: &TestTable) -> Guarded {
     let state = std::env::temp_dir().join(format!("edges-worker-{}.json", Uuid::new_v4().simple()));
-    let child = t.cmd("stream-worker").args(["--idle-ms", "50", "--quiet", "--state"]).arg(state).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let child = t
+        .cmd("stream-worker")
+        .args(["--idle-ms", "50", "--quiet", "--state"])
+        .arg(state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     Guarded::new(child)
 }
 
@@ -77,7 +89,9 @@ fn a_reseed_never_leaves_group_rows_on_a_message_it_deleted() {
         let out = create_message(&t, &db, COURSE_GROUP, "bayko", "written while the seed waits");
         assert!(out.status.success(), "{}", stderr(&out));
         if worker_during_the_seed {
-            wait_for("the worker's move", Duration::from_secs(60), || t.rows_of(COURSE_GROUP).iter().all(|r| r.message == "written while the seed waits"));
+            wait_for("the worker's move", Duration::from_secs(60), || {
+                t.rows_of(COURSE_GROUP).iter().all(|r| r.message == "written while the seed waits")
+            });
         }
         proxy.faults.open_gate();
         let out = wait_watched(seed, Duration::from_secs(120), "seed");
@@ -146,7 +160,11 @@ fn a_poison_record_is_skipped_and_the_rest_of_the_batch_applies() {
     assert!(out.failed.is_empty(), "{out:?}");
     assert_eq!((out.moved, out.messages, out.skipped.len()), (2, 1, 1), "{out:?}");
     assert_eq!(out.skipped[0].sequence_number, "1");
-    assert!(out.skipped[0].keys.contains(&format!("MSG#{}", g.uuid)) && out.skipped[0].reason.contains("message is not a string"), "{:?}", out.skipped);
+    assert!(
+        out.skipped[0].keys.contains(&format!("MSG#{}", g.uuid)) && out.skipped[0].reason.contains("message is not a string"),
+        "{:?}",
+        out.skipped
+    );
     assert!(t.rows_of(g.uuid).iter().all(|r| r.is_on(&good)));
 }
 

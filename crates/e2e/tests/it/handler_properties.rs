@@ -66,7 +66,10 @@ fn the_handler_counts_every_record_once_and_fails_none_for_ever() {
     let image = |shape: &Shape| -> Option<Item> {
         match shape {
             Shape::Existing(i) => Some(existing[*i].to_item()),
-            Shape::Gone(us) => Some(MessageRow { created_at: g.message.created_at + time::Duration::microseconds(*us), message: "gone".into(), ..g.message.clone() }.to_item()),
+            Shape::Gone(us) => Some(
+                MessageRow { created_at: g.message.created_at + time::Duration::microseconds(*us), message: "gone".into(), ..g.message.clone() }
+                    .to_item(),
+            ),
             Shape::WrongType => {
                 let mut i = existing[0].to_item();
                 i.insert("message".into(), AttributeValue::N("7".into()));
@@ -78,7 +81,11 @@ fn the_handler_counts_every_record_once_and_fails_none_for_ever() {
                 Some(i)
             }
             Shape::GroupRow => Some(g.rows[0].to_item()),
-            Shape::Lock => Some(Item::from([("pk".into(), s("LOCK#seed")), ("sk".into(), s("LOCK#seed")), ("expires_at".into(), s(format_ts(g.message.created_at)))])),
+            Shape::Lock => Some(Item::from([
+                ("pk".into(), s("LOCK#seed")),
+                ("sk".into(), s("LOCK#seed")),
+                ("expires_at".into(), s(format_ts(g.message.created_at))),
+            ])),
             Shape::NoImage => None,
         }
     };
@@ -88,7 +95,11 @@ fn the_handler_counts_every_record_once_and_fails_none_for_ever() {
             let records: Vec<Record> = batch
                 .iter()
                 .enumerate()
-                .map(|(i, (kind, shape))| Record { sequence_number: format!("{i}-{}", Uuid::new_v4().simple()), kind: *kind, new_image: image(shape) })
+                .map(|(i, (kind, shape))| Record {
+                    sequence_number: format!("{i}-{}", Uuid::new_v4().simple()),
+                    kind: *kind,
+                    new_image: image(shape),
+                })
                 .collect();
             let out = block_on(handle(&t.ddb, &records));
             let seqs: HashSet<&str> = records.iter().map(|r| r.sequence_number.as_str()).collect();

@@ -15,6 +15,8 @@
 //!   on a message it deleted, messages near the item limit, poison records, the seed's clock,
 //!   Ctrl-C, text rules, a conversation from standard input.
 //! - `handler_properties`: pattern E's handler on generated batches of every kind of record.
+//! - `edges_config`: the AWS side's edges: a malformed ~/.aws/config, a missing profile, a
+//!   password in an endpoint URL.
 //! - `integrity`: several writers at once: two seeds, seed vs create-message vs the worker, re-seeds.
 //! - `reliability`: faults through a proxy, killed servers and processes, the bad inputs of
 //!   docs/bad-inputs.json.
@@ -28,8 +30,9 @@
 mod architecture;
 mod cognito;
 mod edges;
-mod handler_properties;
+mod edges_config;
 mod files;
+mod handler_properties;
 mod integrity;
 mod lambda;
 mod output;

@@ -191,7 +191,7 @@ fn bad_inputs_from_the_docs() {
     assert!(created.is_empty(), "a bad input created tables {created:?}");
     let users = block_on(async {
         let c = ddb_core::pg::connect(&db.url).await.unwrap();
-        c.query_one("SELECT count(*) FROM users", &[]).await.unwrap().get::<_, i64>(0)
+        c.client().query_one("SELECT count(*) FROM users", &[]).await.unwrap().get::<_, i64>(0)
     });
     assert_eq!(users, 2, "the users table survived the SQL metacharacters");
     let _ = std::fs::remove_dir_all(&tmp);

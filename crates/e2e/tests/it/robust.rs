@@ -286,7 +286,7 @@ fn postgres_over_tls_encrypts_and_checks_what_it_is_asked_to() {
     let require = format!("{}?sslmode=require", db.url);
     let ssl = block_on(async {
         let c = ddb_core::pg::connect(&require).await.unwrap();
-        c.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get::<_, bool>(0)
+        c.client().query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get::<_, bool>(0)
     });
     assert!(ssl, "sslmode=require connected without TLS (the machine's Postgres has ssl = on)");
     let out = run_watched(clean_cmd("db-setup").arg("--check").env("CONNECTION_URL", &require), WATCHDOG);
@@ -294,7 +294,7 @@ fn postgres_over_tls_encrypts_and_checks_what_it_is_asked_to() {
     // Without sslmode: plain, as before.
     let plain = block_on(async {
         let c = ddb_core::pg::connect(&db.url).await.unwrap();
-        c.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get::<_, bool>(0)
+        c.client().query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get::<_, bool>(0)
     });
     assert!(!plain);
 
@@ -341,8 +341,8 @@ fn postgres_over_tls_encrypts_and_checks_what_it_is_asked_to() {
 fn server_cert() -> (String, Vec<String>) {
     let file = block_on(async {
         let c = ddb_core::pg::connect(&pg_server_url()).await.unwrap();
-        let dir: String = c.query_one("SHOW data_directory", &[]).await.unwrap().get(0);
-        let f: String = c.query_one("SHOW ssl_cert_file", &[]).await.unwrap().get(0);
+        let dir: String = c.client().query_one("SHOW data_directory", &[]).await.unwrap().get(0);
+        let f: String = c.client().query_one("SHOW ssl_cert_file", &[]).await.unwrap().get(0);
         if f.starts_with('/') {
             f
         } else {
@@ -413,4 +413,18 @@ fn the_local_stack_keeps_its_state_per_port_and_reports_what_is_down() {
     assert_eq!(status.status.code(), Some(1));
     assert!(stdout(&status).contains("dynamodb-local: not running"), "{}", stdout(&status));
     let _ = std::fs::remove_dir_all(&fake);
+}
+
+#[test]
+fn two_users_rows_of_one_handle_are_named_not_picked_silently() {
+    let t = TestTable::create(DynamoLocal::shared(), "twins");
+    let db = TestDb::create();
+    db.exec("INSERT INTO users (display_name, handle, email, cognito_user_id) VALUES ('Another Bayko', 'bayko', 'b2@example.com', 'MOCK')");
+    let runs: [(&str, &[&str]); 3] = [("seed", &[]), ("list-conversations", &["bayko"]), ("create-conversation", &["yaya2devops", "bayko", "hi"])];
+    for (name, args) in runs {
+        let out = run_watched(t.cmd_db(name, &db).args(args), WATCHDOG);
+        assert_one_error_line(name, &out, "users has 2 rows with handle bayko (uuid ");
+        assert!(stderr(&out).contains("the handle is how the scripts find a user"), "{name}: {}", stderr(&out));
+    }
+    assert!(t.items().is_empty(), "nothing written");
 }

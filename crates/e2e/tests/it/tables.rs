@@ -230,3 +230,63 @@ fn bad_table_names_and_endpoints_are_refused_before_sending() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("has 256"), "{}", stderr(&out));
 }
+
+#[test]
+fn schema_load_json_is_json_when_the_table_exists() {
+    let t = TestTable::create(DynamoLocal::shared(), "jsonagain");
+    let out = t.run("schema-load", &["--output", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(&out)));
+    assert_eq!((v["TableName"].as_str(), v["existed"].as_bool()), (Some(t.name.as_str()), Some(true)), "{v}");
+    assert_eq!(v["differences"], serde_json::json!([]));
+    assert_eq!(v["KeySchema"][0]["AttributeName"], "pk");
+    // A table it creates says so too.
+    let fresh = TestTable::missing(DynamoLocal::shared());
+    let out = fresh.run("schema-load", &["--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json output");
+    assert_eq!(v["existed"], false);
+}
+
+/// A table named `t.name` with key `id` only: no sort key, no index, no stream.
+fn create_foreign_table(t: &TestTable) {
+    let id = || KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().unwrap();
+    let attr = AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().unwrap();
+    block_on(
+        t.client().create_table().table_name(&t.name).key_schema(id()).attribute_definitions(attr).billing_mode(BillingMode::PayPerRequest).send(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_table_of_another_shape_is_named_by_schema_load_and_the_other_scripts_point_there() {
+    let server = DynamoLocal::shared();
+    let t = TestTable::missing(server);
+    create_foreign_table(&t);
+    let out = t.run("schema-load", &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for want in [
+        format!("error: table {} at {} is not shaped as ours", t.name, t.endpoint),
+        "its keys are id (HASH), ours pk (HASH), sk (RANGE)".into(),
+        "it has no index message-group-sk-index".into(),
+        "it has no stream, ours NEW_IMAGE".into(),
+        format!("drop it (./bin/ddb/drop {})", t.name),
+    ] {
+        assert!(err.contains(&want), "{err:?} lacks {want:?}");
+    }
+    assert!(!stdout(&out).contains("left as it is"), "{}", stdout(&out));
+    // --output json: the description on stdout all the same, and the error.
+    let out = t.run("schema-load", &["--output", "json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json output");
+    assert_eq!((v["existed"].as_bool(), v["differences"].as_array().map(Vec::len)), (Some(true), Some(3)), "{v}");
+    // The scripts that write or read rows point at schema-load instead of a raw ValidationException.
+    let db = TestDb::create();
+    for (name, args) in [("seed", &[][..]), ("get-conversations", &[][..]), ("create-conversation", &["yaya2devops", "bayko", "hi"][..])] {
+        let out = t.run_db(name, &db, args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains("the table's shape differs from ours: run ./bin/ddb/schema-load to see how"), "{name}: {err}");
+    }
+}
