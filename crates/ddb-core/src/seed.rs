@@ -599,7 +599,7 @@ pub async fn run(
     approve_replace: &dyn Fn(u64) -> bool,
 ) -> Result<SeedReport> {
     let phases = Phases::new(progress);
-    let work = SEED_LOCK.hold(ddb, async {
+    let work = SEED_LOCK.hold(ddb, &phases, async {
         let result = run_locked(ddb, plan, opts, &phases, approve_replace).await;
         *phases.ended.lock().expect("not poisoned") = Some(Instant::now());
         result
