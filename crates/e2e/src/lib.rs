@@ -150,14 +150,19 @@ impl DynamoLocal {
 
     /// A client for `table` on this server.
     pub fn ddb(&self, table: &str) -> Ddb {
-        let (config, target) = local_sdk!(self.endpoint);
-        Ddb::new(&config, &target, table)
+        ddb_at(&self.endpoint, table)
     }
 
     /// Kills the server now (for fault tests).
     pub fn kill(&mut self) {
         self.process.kill();
     }
+}
+
+/// A client for `table` at a local `endpoint` (a server, or a fault proxy in front of one).
+pub fn ddb_at(endpoint: &str, table: &str) -> Ddb {
+    let (config, target) = local_sdk!(endpoint);
+    Ddb::new(&config, &target, table)
 }
 
 /// A unique table name for one test.

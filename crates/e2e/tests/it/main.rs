@@ -12,6 +12,10 @@
 //!   records; bin/lambda/build's provided.al2023 zip and its glibc.
 //! - `cognito`: list-users and update_cognito_user_ids against moto and Postgres.
 //! - `integrity`: several writers at once: two seeds, seed vs create-message vs the worker, re-seeds.
+//! - `locks`: the seed's lease at its edges (unreadable items, reused pids, a holder's clock
+//!   behind ours) and two stream workers on one state file.
+//! - `local_stack`: bin/local's pid files that are not ours, and a server on the port that is not
+//!   DynamoDB.
 //! - `reliability`: faults through a proxy, killed servers and processes, the bad inputs of
 //!   docs/bad-inputs.json.
 //! - `files`: docker-compose.yml, .gitpod.yml and the bin/ shims stay valid; docs/bad-inputs.md
@@ -24,6 +28,8 @@ mod cognito;
 mod files;
 mod integrity;
 mod lambda;
+mod local_stack;
+mod locks;
 mod patterns;
 mod reliability;
 mod robust;
