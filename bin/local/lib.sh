@@ -56,18 +56,20 @@ answers() {
 listening() { timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null; }
 
 # ddb_probe PORT: sends DynamoDB's ListTables to 127.0.0.1:PORT; sets PROBE_CODE (the HTTP status,
-# empty without an HTTP answer) and PROBE_BODY (at most 4 KB of the answer). DynamoDB Local wants a
-# signature's shape, not a valid one: a dummy Authorization header will do.
+# empty without an HTTP answer within PROBE_WAIT s) and PROBE_BODY (at most 4 KB of the answer).
+# DynamoDB Local wants a signature's shape, not a valid one: a dummy Authorization header will do.
+# A JVM that has just started, on a busy machine, can take several seconds over its first answer.
+PROBE_WAIT=30
 ddb_probe() {
   local auth='AWS4-HMAC-SHA256 Credential=local/20250101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0'
   local type='application/x-amz-json-1.0' target='DynamoDB_20120810.ListTables' out
   if command -v curl >/dev/null 2>&1; then
-    out=$(curl -s --max-time 5 -w '\n%{http_code}' -H "Content-Type: $type" -H "X-Amz-Target: $target" \
+    out=$(curl -s --max-time "$PROBE_WAIT" -w '\n%{http_code}' -H "Content-Type: $type" -H "X-Amz-Target: $target" \
       -H "Authorization: $auth" --data '{"Limit":1}' "http://127.0.0.1:$1/" 2>/dev/null | tail -c 4100) || true
     PROBE_CODE=${out##*$'\n'}
     PROBE_BODY=${out%$'\n'*}
   else
-    out=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    out=$(timeout "$PROBE_WAIT" bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
       printf "POST / HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nX-Amz-Target: %s\r\nAuthorization: %s\r\nContent-Length: 11\r\n\r\n{\"Limit\":1}" "$2" "$3" "$4" >&3
       head -c 4096 <&3' _ "$1" "$type" "$target" "$auth" 2>/dev/null | tr -d '\r') || true
     PROBE_CODE=$(sed -n '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/p' <<<"$out")
@@ -83,7 +85,7 @@ is_dynamodb() {
   ddb_probe "$1"
   [ "$PROBE_CODE" = 200 ] && [[ $PROBE_BODY == *'"TableNames"'* ]] && return 0
   if [ -z "$PROBE_CODE" ]; then
-    NOT_DYNAMODB="it gave no HTTP answer to DynamoDB's ListTables"
+    NOT_DYNAMODB="it gave no HTTP answer to DynamoDB's ListTables within $PROBE_WAIT s"
   else
     NOT_DYNAMODB="it answered DynamoDB's ListTables with HTTP $PROBE_CODE, without a table list"
   fi
@@ -159,12 +161,15 @@ ddb_start() {
   shift 2
   (exec nohup "$ROOT/bin/local/dynamodb-local" "$port" "$@" > "$log" 2>&1 < /dev/null) &
   DDB_STARTED_PID=$!
-  for _ in $(seq 1 120); do
+  # A limit by the clock, not by a count of probes (one probe can wait PROBE_WAIT s); a JVM on a
+  # busy machine can take most of a minute to start.
+  local deadline=$((SECONDS + 120))
+  while [ "$SECONDS" -lt "$deadline" ]; do
     is_dynamodb "$port" && return 0
-    kill -0 "$DDB_STARTED_PID" 2>/dev/null || die "DynamoDB Local exited at start; its log: $log"$'\n'"$(tail -n 20 "$log")"
+    gone "$DDB_STARTED_PID" && die "DynamoDB Local exited at start; its log: $log"$'\n'"$(tail -n 20 "$log")"
     sleep 0.25
   done
-  die "DynamoDB Local did not answer on port $port within 30 s; its log: $log"
+  die "DynamoDB Local did not answer on port $port within 120 s; its log: $log"
 }
 
 # free_port: a TCP port that nothing listens on now.
@@ -190,7 +195,8 @@ gone() {
 }
 
 # stop_pid FILE KIND NAME: stops the process of a pid file (TERM, then KILL after 10 s), only
-# when it is ours (live_pid); the file is removed either way.
+# when it is ours (live_pid), and waits until it has ended (its port is free then), at most a
+# minute after the KILL; the file is removed either way.
 stop_pid() {
   local file=$1 kind=$2 name=$3 pid
   if pid=$(live_pid "$file" "$kind" "$name"); then
@@ -198,8 +204,8 @@ stop_pid() {
     for _ in $(seq 1 40); do gone "$pid" && break; sleep 0.25; done
     # Still ours (checked again: the pid is only ours while that process lives)?
     if ! gone "$pid" && is_ours "$kind" "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
-    for _ in $(seq 1 40); do gone "$pid" && break; sleep 0.25; done
-    say "stopped $name (pid $pid)"
+    for _ in $(seq 1 240); do gone "$pid" && break; sleep 0.25; done
+    if gone "$pid"; then say "stopped $name (pid $pid)"; else say "$name (pid $pid) was sent KILL and has not ended yet"; fi
   else
     say "$name is not running"
   fi
