@@ -5,32 +5,58 @@
 //! dev-environment start task and a person typing `./bin/ddb/seed`) would otherwise each clear
 //! what the other had not written yet, and leave two copies.
 //!
-//! - Taking it: a PutItem on the lock's key, conditioned on the key being free or its lease
-//!   having run out. A holder killed on this host (its pid gone) is taken over at once, by a
-//!   PutItem conditioned on that holder's token, so that of two runs that both find it dead only
-//!   one wins.
-//! - Keeping it: the holder renews its lease every [`Lease::ttl`] / 3, conditioned on still
-//!   holding it. The guarded work runs only while the lease is held: if a renewal finds it taken
-//!   (the holder stalled past its lease and another took over), the work is dropped mid-way and
-//!   the run fails, instead of writing beside the new holder.
-//! - Giving it back: a DeleteItem conditioned on the token, also when the work failed. A lock
-//!   left by a killed run on another host expires by itself after the ttl.
+//! No decision compares two hosts' clocks (a host whose clock runs ahead would take over a live
+//! lock). It follows Amazon's DynamoDB Lock Client instead:
 //!
-//! The lease compares the holders' clocks: hosts whose clocks differ by more than the ttl could
-//! both hold it. The seed's ttl is 30 s.
+//! - Keeping it: the holder renews its lease every tenth of [`Lease::ttl`], conditioned on still
+//!   holding it, and every renewal writes a new record `version`. The guarded work runs only
+//!   while the lease is held: if a renewal finds it taken (the holder stalled past its lease and
+//!   another took over), the work is dropped mid-way and the run fails, instead of writing beside
+//!   the new holder.
+//! - Taking it: a PutItem conditioned on the key being free. When it is not, the waiter watches
+//!   the item: a new version means a live holder, refused at once (naming it); an item unchanged
+//!   for a whole lease (the holder's `lease_ms`), measured on the waiter's own monotonic clock,
+//!   is a dead holder's, taken over by a PutItem conditioned on the item being exactly what was
+//!   watched, so that of two waiters only one wins. A live holder is therefore refused within
+//!   about a tenth of its lease; a dead one on another host is taken over after one lease.
+//! - Shortcuts: a holder that ran on this host and whose process is gone is taken over at once.
+//!   The item's `process` says which process it was (boot id, pid namespace, start time), so
+//!   that a pid since reused by another process, or by this very process (which then holds no
+//!   lease of that token), counts as gone, and a host of the same name elsewhere (another
+//!   container) does not count as this one; items of earlier versions, without it, are judged by
+//!   host name and pid. An item that is not a lock's (no `lock_owner`, or an `expires_at` that
+//!   is not a timestamp) is taken over at once too, with a note naming it. Both takeovers are
+//!   conditioned on the item as read.
+//! - Giving it back: a DeleteItem conditioned on the token, also when the work failed.
+//!
+//! `expires_at` (the holder's clock plus the ttl) and `since` stay in the item for people reading
+//! it; nothing decides on them. The seed's ttl is 30 s.
 
 use crate::error::{Error, Result};
-use crate::records::{format_ts, now, Item};
+use crate::progress::Progress;
+use crate::records::{format_ts, now, parse_ts, Item};
 use crate::table::{PK, SK};
 use crate::Ddb;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
-use time::OffsetDateTime;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 /// Prefix of lock items' keys (pk and sk), apart from the `MSG#` and `GRP#` rows.
 pub const LOCK_PREFIX: &str = "LOCK#";
+
+/// The attributes a lock item carries besides its key; a takeover is conditioned on all of them.
+const LOCK_ATTRS: [&str; 8] = ["lock_owner", "host", "pid", "since", "expires_at", "version", "lease_ms", "process"];
+
+/// Times a contested [`Lease::acquire`] looks again (the item freed, or changed hands, while it
+/// looked) before it gives up and names the holder.
+const ROUNDS: usize = 4;
+
+/// Tokens of the leases this process holds now: a lock item naming this process's pid but none
+/// of these tokens is a dead run's (the pid was reused), not another run of ours.
+static HELD_HERE: Mutex<Vec<Uuid>> = Mutex::new(Vec::new());
 
 /// A named lease in a table.
 #[derive(Debug, Clone)]
@@ -46,35 +72,65 @@ pub struct Lease {
 pub struct Holder {
     /// A token of the holder's own run.
     pub token: Uuid,
-    /// The host it runs on.
+    /// The host it runs on (empty when the item does not say).
     pub host: String,
-    /// Its process id.
+    /// Its process id (0 when the item does not say).
     pub pid: u32,
-    /// When it took the lock.
+    /// When it took the lock, by its clock.
     pub since: String,
-    /// When its lease runs out unless renewed.
+    /// When its lease runs out unless renewed, by its clock (for people: nothing decides on it).
     pub expires: String,
+    /// The item's record version, new at every renewal (empty in items of earlier versions).
+    pub version: String,
 }
 
 impl Holder {
-    fn me() -> Self {
-        Holder { token: Uuid::new_v4(), host: hostname(), pid: std::process::id(), since: String::new(), expires: String::new() }
-    }
-
-    fn from_item(item: &Item) -> Option<Self> {
+    /// The holder in `item`, or why the item is not a lock's.
+    fn from_item(item: &Item) -> std::result::Result<Self, String> {
         let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
-        Some(Holder {
-            token: Uuid::parse_str(&s("lock_owner")?).ok()?,
+        let token = match item.get("lock_owner") {
+            None => return Err("it has no lock_owner".into()),
+            Some(v) => v.as_s().ok().and_then(|t| Uuid::parse_str(t).ok()).ok_or("its lock_owner is not a run's token")?,
+        };
+        let expires = s("expires_at").filter(|e| parse_ts(e).is_ok()).ok_or("its expires_at is not a timestamp string")?;
+        // A pid written as a number (N) by hand or by another tool is still a pid.
+        let pid = item.get("pid").and_then(|v| v.as_s().or(v.as_n()).ok()).and_then(|p| p.parse().ok()).unwrap_or(0);
+        Ok(Holder {
+            token,
             host: s("host").unwrap_or_default(),
-            pid: s("pid").and_then(|p| p.parse().ok()).unwrap_or(0),
+            pid,
             since: s("since").unwrap_or_default(),
-            expires: s("expires_at").unwrap_or_default(),
+            expires,
+            version: s("version").unwrap_or_default(),
         })
     }
 
-    /// True when the holder ran on this host and its process is gone.
-    fn is_dead_here(&self) -> bool {
-        self.host == hostname() && self.pid != 0 && !process_alive(self.pid)
+    /// True when the holder ran on this host and its process is gone. `process` is the item's
+    /// identity of that process (see [`process_id`]); items of earlier versions have none, and
+    /// then the host's name and the pid decide.
+    fn is_dead_here(&self, process: Option<&str>) -> bool {
+        if self.host != hostname() || self.pid == 0 {
+            return false;
+        }
+        let stored = process.and_then(|p| p.rsplit_once(' '));
+        // Another boot or another pid namespace: its pids are not ours to look up.
+        if stored.is_some_and(|(space, _)| Some(space) != pid_space().as_deref()) {
+            return false;
+        }
+        if self.pid == std::process::id() {
+            return !HELD_HERE.lock().expect("not poisoned").contains(&self.token);
+        }
+        match stored {
+            Some((_, start)) => process_start(self.pid).as_deref() != Some(start),
+            None => !process_alive(self.pid),
+        }
+    }
+
+    /// "pid N on host H", with what the item leaves out said so.
+    fn who(&self) -> String {
+        let pid = if self.pid == 0 { "an unknown pid".to_string() } else { format!("pid {}", self.pid) };
+        let host = if self.host.is_empty() { "an unknown host" } else { &self.host };
+        format!("{pid} on host {host}")
     }
 }
 
@@ -90,12 +146,66 @@ fn hostname() -> String {
 }
 
 /// Whether process `pid` exists. Where /proc is missing (not Linux), every holder counts as alive
-/// and its lock is left to expire.
+/// and its lock is left to the watch.
 fn process_alive(pid: u32) -> bool {
     if !std::path::Path::new("/proc/self").exists() {
         return true;
     }
     std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Where pids mean the same processes as ours: this boot of the kernel and this pid namespace
+/// (`{boot_id}/{namespace}`); none without /proc.
+fn pid_space() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(format!("{}/{}", boot.trim(), ns.display()).replace(' ', "_"))
+}
+
+/// When process `pid` started, in clock ticks after boot (field 22 of /proc/PID/stat, counted
+/// after the command name, which may hold spaces and parentheses); none when it is gone.
+fn process_start(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// This process as a lock item stores it: `{pid space} {start time}`, so that a later run on
+/// this host tells it from another process that got the same pid.
+fn process_id() -> Option<String> {
+    Some(format!("{} {}", pid_space()?, process_start(std::process::id())?))
+}
+
+/// What a contested acquire saw in the lock's item.
+struct Seen {
+    item: Item,
+    /// The holder, or why the item is not a lock's.
+    holder: std::result::Result<Holder, String>,
+}
+
+impl Seen {
+    fn new(item: Item) -> Self {
+        Seen { holder: Holder::from_item(&item), item }
+    }
+
+    /// The holder's lease (its `lease_ms`), or `default` when the item has none that makes sense.
+    fn lease(&self, default: Duration) -> Duration {
+        let ms = self.item.get("lease_ms").and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok());
+        ms.map(Duration::from_millis).filter(|d| (Duration::from_millis(100)..=Duration::from_secs(600)).contains(d)).unwrap_or(default)
+    }
+
+    fn process(&self) -> Option<&str> {
+        self.item.get("process").and_then(|v| v.as_s().ok()).map(String::as_str)
+    }
+}
+
+/// How a watched lock item ended.
+enum Watched {
+    /// Unchanged for a whole lease: its holder is gone.
+    Lapsed(Seen),
+    /// Changed: renewed, or taken by another run.
+    Changed(Seen),
+    /// Given back.
+    Gone,
 }
 
 impl Lease {
@@ -104,20 +214,22 @@ impl Lease {
         Item::from([(PK.to_string(), AttributeValue::S(k.clone())), (SK.to_string(), AttributeValue::S(k))])
     }
 
-    fn expiry(&self, from: OffsetDateTime) -> String {
-        format_ts(from + self.ttl)
+    /// How often the holder writes a new version.
+    fn renew_every(&self) -> Duration {
+        self.ttl / 10
     }
 
     /// Runs `work` while holding the lease; fails without running it when another run holds it
-    /// (the error names the holder), and drops it mid-way when the lease is lost.
+    /// (the error names the holder), and drops it mid-way when the lease is lost. `progress` is
+    /// told of a wait for a holder that may be gone and of an unreadable lock item taken over.
     ///
     /// The lease is renewed by a task of its own, so that it stays renewed on a multi-threaded
     /// runtime while `work` blocks its thread (a confirmation prompt waiting for the user).
-    pub async fn hold<T, F>(&self, ddb: &Ddb, work: F) -> Result<T>
+    pub async fn hold<T, F>(&self, ddb: &Ddb, progress: &dyn Progress, work: F) -> Result<T>
     where
         F: Future<Output = Result<T>>,
     {
-        let me = self.acquire(ddb).await?;
+        let me = self.acquire(ddb, progress).await?;
         let mut keeper = tokio::spawn({
             let (lease, ddb, me) = (self.clone(), ddb.clone(), me.clone());
             async move { lease.keep(&ddb, &me).await }
@@ -127,53 +239,144 @@ impl Lease {
             lost = &mut keeper => Err(lost.unwrap_or_else(|e| Error::Conflict(format!("the renewal of the {} lock stopped: {e}", self.name)))),
         };
         keeper.abort();
-        // Given back also after a failure; if this fails too, the lease expires by itself.
+        // Given back also after a failure; if this fails too, the lease lapses by itself.
         let _ = self.release(ddb, &me).await;
+        HELD_HERE.lock().expect("not poisoned").retain(|t| *t != me.token);
         result
     }
 
-    /// Takes the lock, or says who has it.
-    pub async fn acquire(&self, ddb: &Ddb) -> Result<Holder> {
-        let mut me = Holder::me();
-        let at = now();
-        me.since = format_ts(at);
-        me.expires = self.expiry(at);
-        let mut item = self.key();
-        item.extend([
-            ("lock_owner".to_string(), AttributeValue::S(me.token.to_string())),
-            ("host".to_string(), AttributeValue::S(me.host.clone())),
-            ("pid".to_string(), AttributeValue::S(me.pid.to_string())),
-            ("since".to_string(), AttributeValue::S(me.since.clone())),
-            ("expires_at".to_string(), AttributeValue::S(me.expires.clone())),
-        ]);
-        let put = |condition: &str, values: Vec<(&str, String)>| {
-            let mut req = ddb.client.put_item().table_name(&ddb.table).set_item(Some(item.clone())).condition_expression(condition);
-            for (k, v) in values {
-                req = req.expression_attribute_values(k, AttributeValue::S(v));
+    /// Takes the lock, or says who has it: at once when it is free, its holder dead on this host
+    /// or its item unreadable; after watching it for at most one lease otherwise (see the module
+    /// docs).
+    pub async fn acquire(&self, ddb: &Ddb, progress: &dyn Progress) -> Result<Holder> {
+        let mut me = Holder {
+            token: Uuid::new_v4(),
+            host: hostname(),
+            pid: std::process::id(),
+            since: String::new(),
+            expires: String::new(),
+            version: Uuid::new_v4().to_string(),
+        };
+        let mut last = None;
+        for _ in 0..ROUNDS {
+            if self.put(ddb, &mut me, None).await? {
+                return Ok(self.took(me));
             }
-            req.send()
-        };
-        let lost = |e: &aws_sdk_dynamodb::error::SdkError<_, _>| {
-            e.as_service_error().is_some_and(aws_sdk_dynamodb::operation::put_item::PutItemError::is_conditional_check_failed_exception)
-        };
-        match put("attribute_not_exists(pk) OR expires_at < :now", vec![(":now", me.since.clone())]).await {
-            Ok(_) => return Ok(me),
-            Err(e) if lost(&e) => {}
-            Err(e) => return Err(Error::from_sdk(e, &ddb.ctx("PutItem"))),
+            let Some(seen) = self.read(ddb).await? else { continue };
+            let seen = match &seen.holder {
+                // Our own put went through, and its answer was lost (the SDK then retried it).
+                Ok(h) if h.token == me.token => return Ok(self.took(me)),
+                Err(why) => {
+                    progress.note(&format!(
+                        "the {} lock's item (pk = sk = {LOCK_PREFIX}{}) in table {} is unreadable ({why}); taking it over as expired",
+                        self.name, self.name, ddb.table
+                    ));
+                    seen
+                }
+                Ok(h) if h.is_dead_here(seen.process()) => seen,
+                Ok(_) => match self.watch(ddb, seen, progress).await? {
+                    Watched::Lapsed(seen) => seen,
+                    Watched::Changed(now) => match now.holder {
+                        Ok(h) => return Err(self.held(ddb, Some(h))),
+                        Err(_) => continue,
+                    },
+                    Watched::Gone => continue,
+                },
+            };
+            if self.put(ddb, &mut me, Some(&seen.item)).await? {
+                return Ok(self.took(me));
+            }
+            last = seen.holder.ok();
         }
-        let holder = self.holder(ddb).await?;
-        match holder {
-            Some(h) if h.is_dead_here() => match put("lock_owner = :old", vec![(":old", h.token.to_string())]).await {
-                Ok(_) => Ok(me),
-                Err(e) if lost(&e) => Err(self.held(ddb, self.holder(ddb).await?)),
-                Err(e) => Err(Error::from_sdk(e, &ddb.ctx("PutItem"))),
-            },
-            other => Err(self.held(ddb, other)),
+        Err(self.held(ddb, self.holder(ddb).await?.or(last)))
+    }
+
+    fn took(&self, me: Holder) -> Holder {
+        HELD_HERE.lock().expect("not poisoned").push(me.token);
+        me
+    }
+
+    /// Puts `me` as the lock's item, taken now, on condition that the key is free (`over` none)
+    /// or that the item is still exactly `over`, as far as a lock's attributes go (every lock
+    /// write changes one of them). False when the condition failed.
+    async fn put(&self, ddb: &Ddb, me: &mut Holder, over: Option<&Item>) -> Result<bool> {
+        let at = now();
+        (me.since, me.expires) = (format_ts(at), format_ts(at + self.ttl));
+        let mut item = self.key();
+        let s = |v: &str| AttributeValue::S(v.to_string());
+        item.extend([
+            ("lock_owner".to_string(), s(&me.token.to_string())),
+            ("host".to_string(), s(&me.host)),
+            ("pid".to_string(), s(&me.pid.to_string())),
+            ("since".to_string(), s(&me.since)),
+            ("expires_at".to_string(), s(&me.expires)),
+            ("version".to_string(), s(&me.version)),
+            ("lease_ms".to_string(), AttributeValue::N(self.ttl.as_millis().to_string())),
+        ]);
+        if let Some(p) = process_id() {
+            item.insert("process".to_string(), s(&p));
+        }
+        let mut req = ddb.client.put_item().table_name(&ddb.table).set_item(Some(item));
+        req = match over {
+            None => req.condition_expression("attribute_not_exists(pk)"),
+            Some(old) => {
+                let mut cond = vec!["attribute_exists(pk)".to_string()];
+                for (i, name) in LOCK_ATTRS.iter().enumerate() {
+                    req = req.expression_attribute_names(format!("#a{i}"), *name);
+                    match old.get(*name) {
+                        Some(v) => {
+                            cond.push(format!("#a{i} = :a{i}"));
+                            req = req.expression_attribute_values(format!(":a{i}"), v.clone());
+                        }
+                        None => cond.push(format!("attribute_not_exists(#a{i})")),
+                    }
+                }
+                req.condition_expression(cond.join(" AND "))
+            }
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(Error::from_sdk(e, &ddb.ctx("PutItem"))),
         }
     }
 
-    /// The current holder, if any (a strongly consistent read).
-    pub async fn holder(&self, ddb: &Ddb) -> Result<Option<Holder>> {
+    /// Watches `seen` until it changes or stays the same for a whole lease of its holder,
+    /// measured on this process's monotonic clock. Tells `progress` once the holder has missed
+    /// two renewals.
+    async fn watch(&self, ddb: &Ddb, seen: Seen, progress: &dyn Progress) -> Result<Watched> {
+        let lease = seen.lease(self.ttl);
+        let poll = (lease / 30).clamp(Duration::from_millis(20), Duration::from_secs(1));
+        let from = Instant::now();
+        let mut told = false;
+        loop {
+            tokio::time::sleep(poll).await;
+            let now = match self.read(ddb).await? {
+                None => return Ok(Watched::Gone),
+                Some(now) if now.item != seen.item => return Ok(Watched::Changed(now)),
+                Some(now) => now,
+            };
+            if from.elapsed() >= lease {
+                return Ok(Watched::Lapsed(now));
+            }
+            if !told && from.elapsed() >= lease / 5 {
+                told = true;
+                if let Ok(h) = &seen.holder {
+                    progress.note(&format!(
+                        "the {} lock of table {} (taken at {} by {}) is not being renewed; its holder may be gone: taking it over unless it is renewed within {} s",
+                        self.name,
+                        ddb.table,
+                        h.since,
+                        h.who(),
+                        (lease - from.elapsed()).as_secs() + 1
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The lock's item, as read (strongly consistent); none when there is none.
+    async fn read(&self, ddb: &Ddb) -> Result<Option<Seen>> {
         let out = ddb
             .client
             .get_item()
@@ -183,13 +386,19 @@ impl Lease {
             .send()
             .await
             .map_err(|e| Error::from_sdk(e, &ddb.ctx("GetItem")))?;
-        Ok(out.item().and_then(Holder::from_item))
+        Ok(out.item.map(Seen::new))
+    }
+
+    /// The current holder, if any (a strongly consistent read); none also when the item is not
+    /// a lock's.
+    pub async fn holder(&self, ddb: &Ddb) -> Result<Option<Holder>> {
+        Ok(self.read(ddb).await?.and_then(|s| s.holder.ok()))
     }
 
     fn held(&self, ddb: &Ddb, holder: Option<Holder>) -> Error {
         let who = match holder {
-            Some(h) => format!("since {} by pid {} on host {}; its lease runs out at {} unless renewed", h.since, h.pid, h.host, h.expires),
-            None => "a moment ago (it has just been released: try again)".to_string(),
+            Some(h) => format!("at {} by {}, and renewed since", h.since, h.who()),
+            None => "a moment ago (it keeps changing hands: try again)".to_string(),
         };
         Error::Conflict(format!(
             "another {} is running on table {} at {}: it holds the table's {} lock, taken {who}; wait for it to finish, then run again",
@@ -200,20 +409,23 @@ impl Lease {
         ))
     }
 
-    /// Renews the lease until it is lost; returns why it was lost. Never returns while the lease
-    /// is held.
+    /// Renews the lease, with a new version each time, until it is lost; returns why it was
+    /// lost. Never returns while the lease is held.
     async fn keep(&self, ddb: &Ddb, me: &Holder) -> Error {
-        let every = self.ttl / 3;
         loop {
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(self.renew_every()).await;
             let res = ddb
                 .client
                 .update_item()
                 .table_name(&ddb.table)
                 .set_key(Some(self.key()))
-                .update_expression("SET expires_at = :e")
-                .condition_expression("lock_owner = :me")
-                .expression_attribute_values(":e", AttributeValue::S(self.expiry(now())))
+                .update_expression("SET #v = :v, #e = :e")
+                .condition_expression("#o = :me")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_names("#e", "expires_at")
+                .expression_attribute_names("#o", "lock_owner")
+                .expression_attribute_values(":v", AttributeValue::S(Uuid::new_v4().to_string()))
+                .expression_attribute_values(":e", AttributeValue::S(format_ts(now() + self.ttl)))
                 .expression_attribute_values(":me", AttributeValue::S(me.token.to_string()))
                 .send()
                 .await;

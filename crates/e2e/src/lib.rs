@@ -152,11 +152,7 @@ impl DynamoLocal {
     /// A client for `table` on this server. It waits for answers as long as the binaries of the
     /// tests do ([`LOCAL_TIMEOUT`]).
     pub fn ddb(&self, table: &str) -> Ddb {
-        let (config, target) = local_sdk!(self.endpoint);
-        let mut ddb = Ddb::new(&config, &target, table);
-        let patience = ddb_core::target::Patience { operation: LOCAL_TIMEOUT, ..ddb_core::target::Patience::LOCAL };
-        ddb.client = Client::from_conf(ddb.client.config().to_builder().timeout_config(patience.timeout_config()).build());
-        ddb
+        ddb_at(&self.endpoint, table)
     }
 
     /// Kills the server now (for fault tests).
@@ -170,6 +166,16 @@ impl DynamoLocal {
 /// the default 10 s on a loaded one (its first CreateTable, while the JVM warms up). Tests of a
 /// server that never answers use the default, through `clean_cmd`.
 pub const LOCAL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A client for `table` at a local `endpoint` (a server, or a fault proxy in front of one). It
+/// waits for answers as long as the binaries of the tests do ([`LOCAL_TIMEOUT`]).
+pub fn ddb_at(endpoint: &str, table: &str) -> Ddb {
+    let (config, target) = local_sdk!(endpoint);
+    let mut ddb = Ddb::new(&config, &target, table);
+    ddb.patience = ddb_core::target::Patience { operation: LOCAL_TIMEOUT, ..ddb_core::target::Patience::LOCAL };
+    ddb.client = Client::from_conf(ddb.client.config().to_builder().timeout_config(ddb.patience.timeout_config()).build());
+    ddb
+}
 
 /// A unique table name for one test.
 pub fn table_name(tag: &str) -> String {

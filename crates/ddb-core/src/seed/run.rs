@@ -49,7 +49,7 @@ pub async fn run_until(
 ) -> Result<SeedReport> {
     let phases = Phases::new(progress);
     let stop = Stop(stop.boxed_local().shared());
-    let work = SEED_LOCK.hold(ddb, async {
+    let work = SEED_LOCK.hold(ddb, &phases, async {
         let result = run_locked(ddb, plan, opts, &phases, approve_replace, &stop).await;
         phases.end();
         result

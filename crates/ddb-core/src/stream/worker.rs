@@ -5,6 +5,8 @@
 //!   by [`super::shards::ShardReader`].
 //! - Where to start: the saved position of each shard; for a shard without one, TRIM_HORIZON or,
 //!   on the first start only, LATEST when asked (for the shards there were then).
+//! - One worker per state file: the file is locked at start (a second worker on it refuses,
+//!   naming the first).
 //! - A batch's position is saved (to a file, atomically: write and rename) only after the handler
 //!   applied all of it; records that failed are retried, with backoff, before the shard moves on.
 //!   A kill between the two re-delivers the batch, which the handler makes harmless.
@@ -22,8 +24,10 @@ use aws_sdk_dynamodbstreams::types::{AttributeValue as StreamValue, OperationTyp
 use aws_sdk_dynamodbstreams::Client;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::future::Future;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A DynamoDB Streams client for `target`, from the same configuration as the table's client.
@@ -81,9 +85,49 @@ struct Saved {
     shards: Positions,
 }
 
+/// The lock file of state file `state`: beside it, `.lock` in place of its extension (so that the
+/// name is no longer than the state file's `.json` one). The state file itself cannot carry the
+/// lock: every save replaces it (write, then rename), and a lock on the replaced file guards
+/// nothing.
+fn lock_path(state: &Path) -> PathBuf {
+    match state.extension() {
+        Some(e) if e == "lock" => state.with_extension("lock.lock"),
+        _ => state.with_extension("lock"),
+    }
+}
+
 impl Saved {
+    /// Takes the state file `path` for this process, for as long as the returned file is kept: a
+    /// second worker on the same file would save its positions over the first's. The kernel's
+    /// lock decides (released when the process ends, however it ends); the pid written into the
+    /// lock file only names the holder in the second worker's error.
+    fn lock(path: &Path) -> Result<File> {
+        let lock = lock_path(path);
+        let fail = |e: std::io::Error| Error::io(format!("cannot lock the worker's state file {} (lock file {})", path.display(), lock.display()), e);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock).map_err(fail)?;
+        match file.try_lock() {
+            Ok(()) => {
+                file.set_len(0).and_then(|()| writeln!(file, "{}", std::process::id())).map_err(fail)?;
+                Ok(file)
+            }
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let pid = text.trim().parse::<u32>().map(|p| format!(" (pid {p})")).unwrap_or_default();
+                Err(Error::Conflict(format!(
+                    "another stream worker{pid} is using the state file {}: stop it first, or give this one a state file of its own with --state FILE",
+                    path.display()
+                )))
+            }
+            Err(TryLockError::Error(e)) => Err(fail(e)),
+        }
+    }
+
     /// The saved positions of stream `arn`: none when the file is missing or was another stream's.
-    fn load(path: &PathBuf, arn: &str) -> Result<Positions> {
+    fn load(path: &Path, arn: &str) -> Result<Positions> {
         match std::fs::read(path) {
             Ok(bytes) => {
                 let saved: Saved = serde_json::from_slice(&bytes)
@@ -96,14 +140,20 @@ impl Saved {
         }
     }
 
-    fn store(&self, path: &PathBuf) -> Result<()> {
+    /// Saves atomically: a temporary file beside `path`, renamed over it. The temporary file has a
+    /// name of its own on every save, so that no two writers ever write into the same one.
+    fn store(&self, path: &Path) -> Result<()> {
         let fail = |e: std::io::Error| Error::io(format!("cannot write the worker's state file {}", path.display()), e);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let dir = path.parent().unwrap_or(Path::new(""));
+        if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir).map_err(fail)?;
         }
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("state serialises")).map_err(fail)?;
-        std::fs::rename(&tmp, path).map_err(fail)
+        let tmp = dir.join(format!(".stream-worker-{}.tmp", uuid::Uuid::new_v4().simple()));
+        let saved = std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("state serialises")).and_then(|()| std::fs::rename(&tmp, path));
+        if saved.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        saved.map_err(fail)
     }
 }
 
@@ -159,6 +209,7 @@ async fn stream_arn<S: Future>(
 /// Reads the stream until `shutdown` resolves. `report` is told about each batch and about waits. When
 /// the table is dropped and created again (a new stream), the worker follows the new stream.
 pub async fn run<S: Future>(ddb: &Ddb, streams: &Client, opts: &WorkerOptions, shutdown: S, report: &dyn Fn(Event)) -> Result<Totals> {
+    let _state_lock = Saved::lock(&opts.state)?;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut worker = Worker { ddb, opts, report, totals: Totals::default(), attempt: 0 };
     let mut start_at = opts.start_at;
@@ -301,5 +352,59 @@ impl Worker<'_> {
 
     fn store(&self, reader: &ShardReader) -> Result<()> {
         Saved { stream_arn: reader.arn().to_string(), shards: reader.positions().clone() }.store(&self.opts.state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("worker-{tag}-{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    /// Saves into one state file from several threads at once all succeed and leave a whole file
+    /// and no temporary one: each save writes a temporary file of its own (they shared one, and a
+    /// rename then found it gone: "cannot write the worker's state file").
+    #[test]
+    fn saves_at_once_never_share_a_temporary_file() {
+        let dir = temp_dir("saves");
+        let path = dir.join("state.json");
+        std::thread::scope(|s| {
+            for i in 0..4 {
+                let path = &path;
+                s.spawn(move || {
+                    for _ in 0..200 {
+                        Saved { stream_arn: format!("arn-{i}"), shards: Positions::new() }.store(path).unwrap();
+                    }
+                });
+            }
+        });
+        let saved: Saved = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert!(saved.stream_arn.starts_with("arn-"));
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["state.json"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The state file's lock is the kernel's: a second taker is refused, naming the first's pid,
+    /// until the first lets go. Its file is `.lock` in place of `.json` (no longer a name).
+    #[test]
+    fn a_state_file_is_locked_by_one_taker_at_a_time() {
+        let dir = temp_dir("lock");
+        let path = dir.join("state.json");
+        let first = Saved::lock(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("state.lock")).unwrap(), format!("{}\n", std::process::id()));
+        match Saved::lock(&path) {
+            Err(Error::Conflict(m)) => {
+                assert!(m.contains(&format!("another stream worker (pid {}) is using the state file", std::process::id())), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(first);
+        Saved::lock(&path).unwrap();
+        assert_eq!(lock_path(Path::new("a/b.lock")), Path::new("a/b.lock.lock"));
+        assert_eq!(lock_path(Path::new("state")), Path::new("state.lock"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -18,6 +18,10 @@
 //! - `edges_config`: the AWS side's edges: a malformed ~/.aws/config, a missing profile, a
 //!   password in an endpoint URL.
 //! - `integrity`: several writers at once: two seeds, seed vs create-message vs the worker, re-seeds.
+//! - `locks`: the seed's lease at its edges (unreadable items, reused pids, a holder's clock
+//!   behind ours) and two stream workers on one state file.
+//! - `local_stack`: bin/local's pid files that are not ours, and a server on the port that is not
+//!   DynamoDB.
 //! - `reliability`: faults through a proxy, killed servers and processes, the bad inputs of
 //!   docs/bad-inputs.json.
 //! - `files`: docker-compose.yml, .gitpod.yml and the bin/ shims stay valid; docs/bad-inputs.md
@@ -35,6 +39,8 @@ mod files;
 mod handler_properties;
 mod integrity;
 mod lambda;
+mod local_stack;
+mod locks;
 mod output;
 mod patterns;
 mod reliability;

@@ -230,7 +230,10 @@ fn the_worker_stops_cleanly_on_sigterm_and_saves_its_position() {
     let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    // 26 rows, and the seed lock's put and delete.
-    assert!(stderr(&out).contains("stream-worker: stopped after 28 record(s)"), "{}", stderr(&out));
+    // 26 rows, and the seed lock's put and delete, and its renewals (one every 3 s: none, unless
+    // the machine is slow).
+    let err = stderr(&out);
+    let records: Option<u64> = err.split("stream-worker: stopped after ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok());
+    assert!(records.is_some_and(|n| n >= 28), "{err}");
     let _ = std::fs::remove_file(state);
 }

@@ -1,0 +1,174 @@
+//! bin/local's scripts at their edges: pid files that no longer name the process `up` started
+//! (they outlive reboots and workspace restarts), pid files holding no pid at all, and a server
+//! on the port that is not DynamoDB. Each test uses a port of its own, so its pid files are its own.
+
+use e2e::*;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// The pid files of the stack on `port`: DynamoDB Local's and the stream worker's.
+fn pid_files(port: u16) -> [PathBuf; 2] {
+    [root().join(format!(".local/dynamodb/dynamodb-local-{port}.pid")), root().join(format!(".local/stream-worker-{port}.pid"))]
+}
+
+/// Stops the stack on this port (bin/local/down) when the test ends, however it ends, and removes
+/// the worker's files of that port.
+struct Down(u16);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("bin/local/down")).env("DDB_LOCAL_PORT", self.0.to_string()).output();
+        for ext in ["json", "lock", "log"] {
+            let _ = std::fs::remove_file(root().join(format!(".local/stream-worker-{}.{ext}", self.0)));
+        }
+        let _ = std::fs::remove_file(root().join(format!(".local/dynamodb/dynamodb-local-{}.log", self.0)));
+    }
+}
+
+/// Runs `bin/local/SCRIPT ARGS` for the stack on `port`, with `db` as its Postgres, the binaries
+/// of this build, and `env` besides.
+fn local(port: u16, db: &TestDb, script: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let target = bin("stream-worker").parent().and_then(|p| p.parent()).unwrap().to_path_buf();
+    let mut c = Command::new(root().join("bin/local").join(script));
+    c.args(args).env("DDB_LOCAL_PORT", port.to_string()).env("CONNECTION_URL", &db.url).env("CARGO_TARGET_DIR", target);
+    c.envs(env.iter().copied());
+    run_watched(&mut c, Duration::from_secs(120))
+}
+
+fn plant(port: u16, content: &str) {
+    for f in pid_files(port) {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, content).unwrap();
+    }
+}
+
+/// The pid after `prefix` in `text` ("... (pid 123, ..."), if any.
+fn pid_after(text: &str, prefix: &str) -> Option<u32> {
+    let rest = &text[text.find(prefix)? + prefix.len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+/// Fault 1: pid files holding the pid of an unrelated process (this test's `sleep`): `down`
+/// leaves it alone and says the files were stale, `status` says nothing runs, `up` starts its
+/// own server and worker instead of "already running". Before, `down` sent it TERM.
+#[test]
+fn pid_files_naming_another_process_are_never_trusted() {
+    let db = TestDb::create();
+    let port = free_port();
+    let _down = Down(port);
+    let mut stranger = Guarded::new(Command::new("sleep").arg("600").spawn().unwrap());
+    let spid = stranger.0.id();
+    let alive = |s: &mut Guarded| s.0.try_wait().unwrap().is_none();
+    let [ddb_file, worker_file] = pid_files(port);
+
+    plant(port, &format!("{spid}\n"));
+    let down = local(port, &db, "down", &[], &[]);
+    let err = stderr(&down);
+    assert!(down.status.success(), "{err}");
+    for (file, name) in [(&ddb_file, "DynamoDB Local"), (&worker_file, "the stream worker")] {
+        assert!(err.contains(&format!("removed the stale pid file {} (pid {spid} is another program now, not {name})", file.display())), "{err}");
+        assert!(!file.exists(), "{} is still there", file.display());
+    }
+    assert!(err.contains("DynamoDB Local is not running") && err.contains("the stream worker is not running"), "{err}");
+    assert!(alive(&mut stranger), "down stopped a process it did not start");
+
+    plant(port, &format!("{spid}\n"));
+    let status = local(port, &db, "status", &[], &[]);
+    assert_eq!(status.status.code(), Some(1), "{}", stdout(&status));
+    assert!(stdout(&status).contains("dynamodb-local: not running") && stdout(&status).contains("stream-worker: not running"), "{}", stdout(&status));
+    assert!(stderr(&status).contains("removed the stale pid file"), "{}", stderr(&status));
+
+    plant(port, &format!("{spid}\n"));
+    let up = local(port, &db, "up", &[], &[]);
+    let err = stderr(&up);
+    assert!(up.status.success(), "{err}");
+    assert!(!err.contains("already running"), "{err}");
+    assert!(err.contains(&format!("DynamoDB Local running on http://localhost:{port}")) && err.contains("stream worker running (pid"), "{err}");
+    let status = local(port, &db, "status", &[], &[]);
+    let out = stdout(&status);
+    assert!(status.status.success(), "{out}");
+    let ddb_pid = pid_after(&out, &format!("dynamodb-local: running on http://localhost:{port} (pid ")).unwrap_or_else(|| panic!("{out}"));
+    let worker_pid = pid_after(&out, "stream-worker: running (pid ").unwrap_or_else(|| panic!("{out}"));
+    assert!(ddb_pid != spid && worker_pid != spid, "{out}");
+
+    let down = local(port, &db, "down", &[], &[]);
+    let err = stderr(&down);
+    assert!(
+        err.contains(&format!("stopped the stream worker (pid {worker_pid})")) && err.contains(&format!("stopped DynamoDB Local (pid {ddb_pid})")),
+        "{err}"
+    );
+    assert!(alive(&mut stranger), "down stopped a process it did not start");
+}
+
+/// Pid files holding no pid (0, -1, nothing, words, a number no pid can be) are stale files, and
+/// nothing of theirs reaches `kill` (a `kill 0` or `kill -1` would signal a process group or
+/// every process). A `kill` function in BASH_ENV takes the builtin's place and records each call.
+#[test]
+fn pid_files_holding_no_pid_never_reach_kill() {
+    let db = TestDb::create();
+    let port = free_port();
+    let _down = Down(port);
+    let dir = std::env::temp_dir().join(format!("no-pid-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (log, shim) = (dir.join("kill.log"), dir.join("bash-env"));
+    std::fs::write(&shim, format!("kill() {{ printf '%s\\n' \"$*\" >> '{}'; }}\n", log.display())).unwrap();
+    let env = [("BASH_ENV", shim.to_str().unwrap())];
+    for content in ["0", "-1", "", "\n", "garbage", "12abc", "-0", " 0 ", "1 2", "99999999999999999999", "$(true)"] {
+        plant(port, content);
+        let down = local(port, &db, "down", &[], &env);
+        let err = stderr(&down);
+        assert!(down.status.success(), "{content:?}: {err}");
+        for file in pid_files(port) {
+            assert!(err.contains(&format!("removed the stale pid file {} (it holds no pid)", file.display())), "{content:?}: {err}");
+            assert!(!file.exists(), "{content:?}");
+        }
+        plant(port, content);
+        let status = local(port, &db, "status", &[], &env);
+        assert!(stdout(&status).contains("dynamodb-local: not running") && stdout(&status).contains("stream-worker: not running"), "{content:?}");
+    }
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(calls.is_empty(), "kill was called: {calls}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A server on the port that is not DynamoDB (a web server, one that never answers): `up` stops
+/// with one line that says so and what to do, instead of "using it" and scripts failing later on
+/// a parse error; `status` says so too. DynamoDB Local started by someone else is still used.
+#[test]
+fn up_refuses_a_server_on_its_port_that_is_not_dynamodb() {
+    let db = TestDb::create();
+    let port = free_port();
+    let _down = Down(port);
+    let _web = serve(Command::new("python3").args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"]), port, "python3 -m http.server");
+    let up = local(port, &db, "up", &[], &[]);
+    let err = stderr(&up);
+    assert_eq!(up.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with(&format!(
+            "error: port {port} is taken by a server that is not DynamoDB Local (it answered DynamoDB's ListTables with HTTP 501"
+        )) && err.contains(&format!("stop it, or run the stack on another port (DDB_LOCAL_PORT={} ./bin/local/up", 8001))
+            && err.contains("AWS_ENDPOINT_URL="),
+        "{err}"
+    );
+    assert!(pid_files(port).iter().all(|f| !f.exists()), "nothing started");
+    let status = local(port, &db, "status", &[], &[]);
+    assert_eq!(status.status.code(), Some(1));
+    assert!(stdout(&status).contains(&format!("dynamodb-local: not running; something else answers on port {port}")), "{}", stdout(&status));
+
+    let silent = SilentServer::start();
+    let silent_port: u16 = silent.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let _down_silent = Down(silent_port);
+    let up = local(silent_port, &db, "up", &[], &[]);
+    let err = stderr(&up);
+    assert_eq!(up.status.code(), Some(1), "{err}");
+    assert!(err.starts_with(&format!("error: port {silent_port} is taken by a server that is not DynamoDB Local (it gave no HTTP answer")), "{err}");
+
+    let server = DynamoLocal::start();
+    let ddb_port: u16 = server.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let _down_ddb = Down(ddb_port);
+    let up = local(ddb_port, &db, "up", &["--no-worker"], &[]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    assert!(stderr(&up).contains(&format!("DynamoDB already answers on port {ddb_port}")) && stderr(&up).contains("using it"), "{}", stderr(&up));
+}
