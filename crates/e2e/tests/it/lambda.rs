@@ -114,7 +114,7 @@ fn image_json(m: &HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue
 }
 
 /// A stream record wrapped as Lambda's event source mapping wraps it in `Records`.
-fn lambda_record(r: &StreamRecord, stream_arn: &str) -> Value {
+pub(crate) fn lambda_record(r: &StreamRecord, stream_arn: &str) -> Value {
     let d = r.dynamodb().expect("a stream record has its dynamodb part");
     let mut change = json!({
         "ApproximateCreationDateTime": d.approximate_creation_date_time().map(|t| t.secs()),
@@ -139,19 +139,19 @@ fn lambda_record(r: &StreamRecord, stream_arn: &str) -> Value {
 
 /// The table's stream as Lambda would deliver it, every shard from its start, until it holds at
 /// least `want` records (the stream trails the writes by milliseconds).
-struct Stream {
+pub(crate) struct Stream {
     client: aws_sdk_dynamodbstreams::Client,
     arn: String,
 }
 
 impl Stream {
-    fn of(t: &TestTable) -> Stream {
+    pub(crate) fn of(t: &TestTable) -> Stream {
         let table = block_on(t.client().describe_table().table_name(&t.name).send()).expect("describe table");
         let arn = table.table().and_then(|t| t.latest_stream_arn()).expect("schema-load enables the stream").to_string();
         Stream { client: t.streams(), arn }
     }
 
-    fn read_all(&self) -> Vec<Value> {
+    pub(crate) fn read_all(&self) -> Vec<Value> {
         block_on(async {
             let mut records = Vec::new();
             let desc = self.client.describe_stream().stream_arn(&self.arn).send().await.expect("describe stream");
@@ -180,7 +180,21 @@ impl Stream {
         })
     }
 
-    fn records(&self, want: usize) -> Vec<Value> {
+    /// Every record, once `done` says the stream holds what the test waits for (it fails the
+    /// test after 30 s).
+    pub(crate) fn until(&self, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let records = self.read_all();
+            if done(&records) {
+                return records;
+            }
+            assert!(Instant::now() < deadline, "the stream did not show what the test waits for within 30 s: {records:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub(crate) fn records(&self, want: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let records = self.read_all();
@@ -209,11 +223,11 @@ fn with_db(t: &TestTable, db: &TestDb, name: &str, args: &[&str]) -> Output {
     out
 }
 
-fn create_conversation(t: &TestTable, db: &TestDb, from: &str, to: &str, text: &str) -> Uuid {
+pub(crate) fn create_conversation(t: &TestTable, db: &TestDb, from: &str, to: &str, text: &str) -> Uuid {
     Uuid::parse_str(stdout(&with_db(t, db, "create-conversation", &[from, to, text])).trim()).expect("create-conversation prints the uuid")
 }
 
-fn create_message(t: &TestTable, db: &TestDb, group: Uuid, from: &str, text: &str) {
+pub(crate) fn create_message(t: &TestTable, db: &TestDb, group: Uuid, from: &str, text: &str) {
     with_db(t, db, "create-message", &[&group.to_string(), from, text]);
 }
 

@@ -10,6 +10,8 @@
 //! - `shards`: the stream shard reader that the worker and bench-tools' stream-lag share.
 //! - `lambda`: the messaging-stream bootstrap under the Lambda Runtime API emulator, on real stream
 //!   records; bin/lambda/build's provided.al2023 zip and its glibc.
+//! - `deploy`: deploy/messaging-stream.yaml: cfn-lint, and bin/lambda/deploy on moto's
+//!   CloudFormation with every setting read back.
 //! - `cognito`: list-users and update_cognito_user_ids against moto and Postgres.
 //! - `integrity`: several writers at once: two seeds, seed vs create-message vs the worker, re-seeds.
 //! - `reliability`: faults through a proxy, killed servers and processes, the bad inputs of
@@ -21,6 +23,7 @@
 
 mod architecture;
 mod cognito;
+mod deploy;
 mod files;
 mod integrity;
 mod lambda;
