@@ -67,8 +67,9 @@ const BUCKET: &str = "lambda-zips";
 /// a home without AWS files, and the deploy tools first on PATH.
 fn on_moto(c: &mut Command, moto: &Moto, home: &Path) {
     scrub_env(c, home);
-    let path = std::env::join_paths(std::iter::once(tools().to_path_buf()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))
-        .expect("PATH");
+    let path =
+        std::env::join_paths(std::iter::once(tools().to_path_buf()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))
+            .expect("PATH");
     c.env("PATH", path)
         .env("AWS_ENDPOINT_URL", &moto.endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -140,7 +141,8 @@ fn strings(items: &[&str]) -> BTreeSet<String> {
 /// the zig-linked zip of bin/lambda/build is checked, and run, by `lambda`).
 fn zip_of_the_bootstrap(dir: &Path) -> PathBuf {
     std::fs::copy(bin("messaging-stream"), dir.join("bootstrap")).expect("copy the bootstrap");
-    let out = Command::new(tools().join("python")).args(["-m", "zipfile", "-c", "bootstrap.zip", "bootstrap"]).current_dir(dir).output().expect("python");
+    let out =
+        Command::new(tools().join("python")).args(["-m", "zipfile", "-c", "bootstrap.zip", "bootstrap"]).current_dir(dir).output().expect("python");
     assert!(out.status.success(), "zip: {}", stderr(&out));
     dir.join("bootstrap.zip")
 }
@@ -174,14 +176,18 @@ fn bin_lambda_deploy_creates_the_stack_on_moto_with_the_templates_settings() {
     // The table is schema-load's, on moto as on AWS.
     let out = clean_cmd("schema-load").args(["--endpoint-url", &moto.endpoint, "--region", REGION]).stdin(Stdio::null()).output().unwrap();
     assert!(out.status.success(), "schema-load on moto: {}", stderr(&out));
-    let stream = aws(&moto, &home, &["dynamodb", "describe-table", "--table-name", "cruddur-messages"])["Table"]["LatestStreamArn"].as_str().expect("a stream").to_string();
+    let stream = aws(&moto, &home, &["dynamodb", "describe-table", "--table-name", "cruddur-messages"])["Table"]["LatestStreamArn"]
+        .as_str()
+        .expect("a stream")
+        .to_string();
     aws(&moto, &home, &["s3api", "create-bucket", "--bucket", BUCKET, "--create-bucket-configuration", &format!("LocationConstraint={REGION}")]);
 
     let out = deploy(&moto, &home, &target, &["--bucket", BUCKET, "--zip", zip_arg]);
     assert!(out.status.success(), "bin/lambda/deploy: {}", stderr(&out));
     let printed = stdout(&out);
     eprintln!("bin/lambda/deploy printed:\n{printed}");
-    let line = |prefix: &str| printed.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("no '{prefix}' in:\n{printed}")).to_string();
+    let line =
+        |prefix: &str| printed.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("no '{prefix}' in:\n{printed}")).to_string();
     let (uuid, queue_url, packaged) = (line("event source mapping: "), line("given-up records: "), line("packaged template: "));
 
     // What CloudFormation was given: the zip in the bucket, and nothing for cfn-lint to say.
@@ -247,7 +253,10 @@ fn bin_lambda_deploy_creates_the_stack_on_moto_with_the_templates_settings() {
         .collect();
     granted.sort();
     let mut expected = vec![
-        (strings(&["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query"]), strings(&[&table, &format!("{table}/index/message-group-sk-index")])),
+        (
+            strings(&["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query"]),
+            strings(&[&table, &format!("{table}/index/message-group-sk-index")]),
+        ),
         (strings(&["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]), strings(&[&stream])),
         (strings(&["dynamodb:ListStreams"]), strings(&["*"])),
         (strings(&["sqs:SendMessage"]), strings(&[&queue_arn])),

@@ -12,6 +12,8 @@
 //!   records; bin/lambda/build's provided.al2023 zip and its glibc.
 //! - `deploy`: deploy/messaging-stream.yaml: cfn-lint, and bin/lambda/deploy on moto's
 //!   CloudFormation with every setting read back.
+//! - `filter`: the event source mapping's filter (moto's matcher) and the handler's predicate
+//!   agree on every kind of real stream record.
 //! - `cognito`: list-users and update_cognito_user_ids against moto and Postgres.
 //! - `integrity`: several writers at once: two seeds, seed vs create-message vs the worker, re-seeds.
 //! - `reliability`: faults through a proxy, killed servers and processes, the bad inputs of
@@ -25,6 +27,7 @@ mod architecture;
 mod cognito;
 mod deploy;
 mod files;
+mod filter;
 mod integrity;
 mod lambda;
 mod patterns;
