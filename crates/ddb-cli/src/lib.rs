@@ -30,6 +30,8 @@ use std::time::Duration;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for bad usage (clap uses it too).
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code for a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as a shell reports it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// An error that should exit with a specific code (usage errors found after parsing).
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +72,15 @@ where
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let usage = e.chain().any(|c| c.downcast_ref::<ddb_core::Error>().is_some_and(|l| l.kind() == ddb_core::ErrorKind::Usage));
-            let code = e.downcast_ref::<Exit>().map_or(if usage { EXIT_USAGE } else { EXIT_FAILURE }, |x| x.code);
+            let kind = |k| e.chain().any(|c| c.downcast_ref::<ddb_core::Error>().is_some_and(|l| l.kind() == k));
+            let fallback = if kind(ddb_core::ErrorKind::Usage) {
+                EXIT_USAGE
+            } else if kind(ddb_core::ErrorKind::Interrupted) {
+                EXIT_INTERRUPTED
+            } else {
+                EXIT_FAILURE
+            };
+            let code = e.downcast_ref::<Exit>().map_or(fallback, |x| x.code);
             eprintln!("error: {}", error_text(&e));
             ExitCode::from(code)
         }

@@ -111,6 +111,9 @@ pub enum Error {
     /// A server answered in a way that its API does not allow.
     #[error("{0}")]
     Protocol(String),
+    /// The run was interrupted (Ctrl-C or SIGTERM) before it finished.
+    #[error("interrupted")]
+    Interrupted,
     /// A long run failed part of the way; running it again finishes it.
     #[error("{source}; the seed stopped while {phase} ({done} of {total} items done); run it again to finish (it replaces the partial seed)")]
     Stopped {
@@ -177,6 +180,8 @@ pub enum ErrorKind {
     Protocol,
     /// A row of the table has the wrong shape.
     Data,
+    /// Stopped by the user (Ctrl-C): the scripts exit 130, as a shell does.
+    Interrupted,
 }
 
 /// Result with the library's error.
@@ -261,6 +266,7 @@ impl Error {
             Error::Postgres { waited: Some(_), .. } => ErrorKind::Timeout,
             Error::Postgres { .. } => ErrorKind::Postgres,
             Error::BadItem { .. } => ErrorKind::Data,
+            Error::Interrupted => ErrorKind::Interrupted,
             Error::Stopped { source, .. } => source.kind(),
         }
     }

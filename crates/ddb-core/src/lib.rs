@@ -9,7 +9,9 @@
 //! - [`table`]: the table's names, keys and index, defined once; create, describe, list, delete.
 //! - [`records`]: typed message and message-group rows, the timestamp format.
 //! - [`item_json`]: items as plain or typed JSON.
-//! - [`write`](mod@write): bulk writes with BatchWriteItem, retries and backoff; conditioned transactions.
+//! - [`write`](mod@write): bulk writes with BatchWriteItem, retries and backoff.
+//! - [`conversation`]: a conversation's partitions, and every write of group rows (conditioned
+//!   transactions, one retry loop).
 //! - [`lock`]: a lease in the table (the seed's lock), by conditional writes.
 //! - [`seed`]: the course conversation, its validation, and the idempotent seed.
 //! - [`patterns`]: access patterns A-D (list messages, list groups, create message, create group).
@@ -24,6 +26,7 @@
 
 #[cfg(feature = "cognito")]
 pub mod cognito;
+pub mod conversation;
 pub mod error;
 pub mod item_json;
 pub mod lock;

@@ -12,12 +12,13 @@
 //! on 1 January too. Pages are cut by a cursor, the sort key of the last row returned: a
 //! partition's sort keys are unique, so `sk < cursor` continues exactly where a page stopped.
 
+use crate::conversation::{self, Applied, Attempt, Change};
 use crate::error::{input, Error, Result};
-use crate::records::{format_ts, item_size, now, parse_ts, Item, MessageGroupRow, MessageRow, User, MAX_ITEM_BYTES};
-use crate::table::{GSI_NAME, GSI_PK, PK, SK};
+use crate::records::{check_text, format_ts, item_size, now, parse_ts, Item, MessageGroupRow, MessageRow, User, MAX_ITEM_BYTES};
+use crate::table::{PK, SK};
 use crate::Ddb;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnConsumedCapacity, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -117,13 +118,17 @@ async fn query_newest(ddb: &Ddb, pk: String, page: &Page) -> Result<QueryOutput>
         .client
         .query()
         .table_name(&ddb.table)
+        .expression_attribute_names("#pk", PK)
         .expression_attribute_values(":pk", AttributeValue::S(pk))
         .scan_index_forward(false)
         .limit(page.limit)
         .return_consumed_capacity(ReturnConsumedCapacity::Total);
     q = match before {
-        Some(before) => q.key_condition_expression("pk = :pk AND sk < :before").expression_attribute_values(":before", AttributeValue::S(before)),
-        None => q.key_condition_expression("pk = :pk"),
+        Some(before) => q
+            .key_condition_expression("#pk = :pk AND #sk < :before")
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":before", AttributeValue::S(before)),
+        None => q.key_condition_expression("#pk = :pk"),
     };
     q.send().await.map_err(|e| Error::from_sdk(e, &ddb.ctx("Query")))
 }
@@ -173,52 +178,6 @@ pub async fn list_message_groups(ddb: &Ddb, owner: Uuid, page: &Page) -> Result<
     Ok(Listing { items, cursor: cursor_of(&raw), raw })
 }
 
-/// Every group row of a conversation (one per member), through `message-group-sk-index`, all
-/// pages. Empty when the conversation does not exist.
-pub async fn group_rows(ddb: &Ddb, group: Uuid) -> Result<Vec<MessageGroupRow>> {
-    let items: Vec<Item> = ddb
-        .client
-        .query()
-        .table_name(&ddb.table)
-        .index_name(GSI_NAME)
-        .key_condition_expression("#g = :g")
-        .expression_attribute_names("#g", GSI_PK)
-        .expression_attribute_values(":g", AttributeValue::S(group.to_string()))
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| Error::from_sdk(e, &ddb.ctx("Query")))?;
-    items.iter().map(MessageGroupRow::from_item).collect()
-}
-
-/// True when `user` has a group row of `group`. A strongly consistent query of the user's own
-/// partition, not the index: pattern E moves a member's row by deleting it and putting a later one
-/// in one transaction, and a consistent read in key order sees the old row, the new one or both,
-/// never neither; the index, updated after the table, may show neither for a moment.
-async fn is_member(ddb: &Ddb, group: Uuid, user: &User) -> Result<bool> {
-    let mut rows = ddb
-        .client
-        .query()
-        .table_name(&ddb.table)
-        .key_condition_expression("#pk = :pk")
-        .filter_expression("#g = :g")
-        .expression_attribute_names("#pk", PK)
-        .expression_attribute_names("#g", GSI_PK)
-        .expression_attribute_values(":pk", AttributeValue::S(MessageGroupRow::pk_of(user.uuid)))
-        .expression_attribute_values(":g", AttributeValue::S(group.to_string()))
-        .projection_expression("#pk")
-        .consistent_read(true)
-        .into_paginator()
-        .items()
-        .send();
-    match rows.next().await {
-        Some(row) => row.map(|_| true).map_err(|e| Error::from_sdk(e, &ddb.ctx("Query"))),
-        None => Ok(false),
-    }
-}
-
 fn check_size(item: &Item) -> Result<()> {
     let size = item_size(item);
     if size > MAX_ITEM_BYTES {
@@ -229,22 +188,10 @@ fn check_size(item: &Item) -> Result<()> {
     Ok(())
 }
 
-fn put_new(ddb: &Ddb, item: Item) -> TransactWriteItem {
-    TransactWriteItem::builder()
-        .put(
-            Put::builder()
-                .table_name(&ddb.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .expect("table and item set"),
-        )
-        .build()
+/// The text rules of every writer ([`check_text`]), as an input error.
+fn check_message_text(text: &str) -> Result<()> {
+    check_text(text).map_err(|e| input(format!("{e}; nothing was written")))
 }
-
-/// How many times a write whose timestamp collides with an existing row's moves on by one
-/// microsecond before giving up.
-const COLLISION_RETRIES: i64 = 16;
 
 /// C. Writes one message from `sender` into `group` and returns it. The conversation must exist
 /// and `sender` must be one of its members: they have a group row of it (read strongly
@@ -252,32 +199,9 @@ const COLLISION_RETRIES: i64 = 16;
 /// of a conversation may not share a timestamp (it is their key): a collision moves the new one on
 /// by a microsecond instead of overwriting the other.
 pub async fn create_message(ddb: &Ddb, group: Uuid, sender: &User, text: &str) -> Result<MessageRow> {
-    if text.is_empty() {
-        return Err(input("the message is empty; nothing was written"));
-    }
-    // The seed's replacement of group rows may put a member's row at an earlier key than the one
-    // it deletes, which a read at that very moment can miss: a refusal is checked once more.
-    if !is_member(ddb, group, sender).await? && {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        !is_member(ddb, group, sender).await?
-    } {
-        // Refused either way; the index says which message fits.
-        let members = group_rows(ddb, group).await?;
-        if members.is_empty() {
-            return Err(Error::NotFound(format!(
-                "no conversation {group} in table {} at {}; start one with ./bin/ddb/patterns/create-conversation",
-                ddb.table,
-                ddb.target.label()
-            )));
-        }
-        let names: Vec<&str> = members.iter().map(|r| r.user_handle.as_str()).collect();
-        return Err(input(format!(
-            "{} is not a member of conversation {group} (its members: {}); nothing was written",
-            sender.handle,
-            names.join(", ")
-        )));
-    }
-    let mut row = MessageRow {
+    check_message_text(text)?;
+    check_member(ddb, group, sender).await?;
+    let row = std::sync::Mutex::new(MessageRow {
         message_group_uuid: group,
         created_at: now(),
         message_uuid: Uuid::new_v4(),
@@ -285,20 +209,46 @@ pub async fn create_message(ddb: &Ddb, group: Uuid, sender: &User, text: &str) -
         user_uuid: sender.uuid,
         user_display_name: sender.display_name.clone(),
         user_handle: sender.handle.clone(),
-    };
-    check_size(&row.to_item())?;
-    for _ in 0..COLLISION_RETRIES {
-        let res =
-            ddb.client.put_item().table_name(&ddb.table).set_item(Some(row.to_item())).condition_expression("attribute_not_exists(pk)").send().await;
+    });
+    check_size(&row.lock().expect("not poisoned").to_item())?;
+    let what = format!("the timestamps of conversation {group}");
+    conversation::retry(&what, |_| async {
+        let attempt = row.lock().expect("not poisoned").clone();
+        let res = ddb.client.put_item().table_name(&ddb.table).set_item(Some(attempt.to_item())).condition_expression("attribute_not_exists(pk)").send().await;
         match res {
-            Ok(_) => return Ok(row),
+            Ok(_) => Ok(Attempt::Done(attempt)),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                row.created_at += time::Duration::microseconds(1);
+                row.lock().expect("not poisoned").created_at += time::Duration::microseconds(1);
+                Ok(Attempt::Again)
             }
-            Err(e) => return Err(Error::from_sdk(e, &ddb.ctx("PutItem"))),
+            Err(e) => Err(Error::from_sdk(e, &ddb.ctx("PutItem"))),
         }
+    })
+    .await
+}
+
+/// Refuses a `sender` who is not a member of `group`, or a `group` that does not exist.
+async fn check_member(ddb: &Ddb, group: Uuid, sender: &User) -> Result<()> {
+    // The seed's replacement of group rows may put a member's row at an earlier key than the one
+    // it deletes, which a read at that very moment can miss: a refusal is checked once more.
+    if conversation::is_member(ddb, group, sender.uuid).await? {
+        return Ok(());
     }
-    Err(Error::Conflict(format!("could not find a free timestamp for the message in conversation {group}; nothing was written")))
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    if conversation::is_member(ddb, group, sender.uuid).await? {
+        return Ok(());
+    }
+    // Refused either way; the index says which message fits.
+    let members = conversation::group_rows(ddb, group).await?;
+    if members.is_empty() {
+        return Err(Error::NotFound(format!(
+            "no conversation {group} in table {} at {}; start one with ./bin/ddb/patterns/create-conversation",
+            ddb.table,
+            ddb.target.label()
+        )));
+    }
+    let names: Vec<&str> = members.iter().map(|r| r.row.user_handle.as_str()).collect();
+    Err(input(format!("{} is not a member of conversation {group} (its members: {}); nothing was written", sender.handle, names.join(", "))))
 }
 
 /// What [`create_message_group`] wrote.
@@ -325,9 +275,7 @@ pub async fn create_message_group_at(ddb: &Ddb, uuid: Uuid, me: &User, other: &U
     if me.uuid == other.uuid {
         return Err(input(format!("a conversation needs two different users; {} was given twice", me.handle)));
     }
-    if text.is_empty() {
-        return Err(input("the message is empty; nothing was written"));
-    }
+    check_message_text(text)?;
     let message = MessageRow {
         message_group_uuid: uuid,
         created_at: at,
@@ -337,33 +285,28 @@ pub async fn create_message_group_at(ddb: &Ddb, uuid: Uuid, me: &User, other: &U
         user_display_name: me.display_name.clone(),
         user_handle: me.handle.clone(),
     };
-    let row = |owner: &User, member: &User| MessageGroupRow {
-        owner_uuid: owner.uuid,
-        last_message_at: at,
-        message_group_uuid: uuid,
-        message: text.to_string(),
-        user_uuid: member.uuid,
-        user_display_name: member.display_name.clone(),
-        user_handle: member.handle.clone(),
+    check_size(&message.to_item())?;
+    let row = |owner: &User, member: &User| {
+        let empty = MessageGroupRow {
+            owner_uuid: owner.uuid,
+            last_message_at: at,
+            message_group_uuid: uuid,
+            message: String::new(),
+            user_uuid: member.uuid,
+            user_display_name: member.display_name.clone(),
+            user_handle: member.handle.clone(),
+        };
+        empty.onto(&message)
     };
     let rows = [row(me, other), row(other, me)];
-    let items = [message.to_item(), rows[0].to_item(), rows[1].to_item()];
-    for item in &items {
-        check_size(item)?;
+    let changes = [Change::CreateMessage(message.clone()), Change::Create(rows[0].clone()), Change::Create(rows[1].clone())];
+    match conversation::apply(ddb, &changes).await? {
+        Applied::Done => Ok(NewGroup { uuid, message, rows }),
+        Applied::Race | Applied::MessageGone => Err(Error::Conflict(format!(
+            "the conversation was not created, nothing was written: one of its keys is taken (conversation {uuid} at {})",
+            format_ts(at)
+        ))),
     }
-    ddb.client.transact_write_items().set_transact_items(Some(items.into_iter().map(|i| put_new(ddb, i)).collect())).send().await.map_err(|e| {
-        let reasons = e.as_service_error().and_then(|s| match s {
-            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(t) => {
-                Some(t.cancellation_reasons().iter().filter_map(|r| r.code()).filter(|c| *c != "None").collect::<Vec<_>>().join(", "))
-            }
-            _ => None,
-        });
-        match reasons {
-            Some(r) => Error::Conflict(format!("the conversation was not created, nothing was written: the transaction was cancelled ({r})")),
-            None => Error::from_sdk(e, &ddb.ctx("TransactWriteItems")),
-        }
-    })?;
-    Ok(NewGroup { uuid, message, rows })
 }
 
 /// The course's line for a message: handle padded to 12, `YYYY-MM-DD HH:MM AM/PM` padded to 22,

@@ -41,6 +41,11 @@ pub fn truncate_us(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(t.nanosecond() / 1000 * 1000).expect("valid nanosecond")
 }
 
+/// The text of the group rows that the seed writes ahead of its conversation's messages (the
+/// course's): until the next message, a seeded conversation's rows carry it, dated at the seed's
+/// clock, after every message.
+pub const FILLER_MESSAGE: &str = "this is a filler message";
+
 /// A row of `users`, as the DynamoDB records need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -185,6 +190,108 @@ impl MessageGroupRow {
     pub fn pk_of(owner: Uuid) -> String {
         format!("{GRP_PREFIX}{owner}")
     }
+}
+
+impl MessageGroupRow {
+    /// This row moved onto message `m`: its time and text, the rest (owner, conversation, the
+    /// other member) kept. The text is `m`'s, cut where the row would pass DynamoDB's item
+    /// limit: a group row carries a few more bytes than its message row, and any client (the
+    /// course's app too) may write a message near the limit, whose group rows must still fit
+    /// (a row that cannot be written would stop pattern E). Readers show 40 characters of it.
+    pub fn onto(&self, m: &MessageRow) -> MessageGroupRow {
+        let mut row = MessageGroupRow { last_message_at: m.created_at, message: String::new(), ..self.clone() };
+        let room = MAX_ITEM_BYTES.saturating_sub(item_size(&row.to_item()));
+        row.message = preview(&m.message, room).to_string();
+        row
+    }
+
+    /// True when this row is on message `m`: its time, and its text as [`MessageGroupRow::onto`]
+    /// writes it.
+    pub fn is_on(&self, m: &MessageRow) -> bool {
+        self.last_message_at == m.created_at && self.message == self.onto(m).message
+    }
+
+    /// True when this row is where its conversation's newest message `newest` says: on it, or,
+    /// as the seed leaves a conversation, after it (or with no message at all) with the
+    /// [`FILLER_MESSAGE`].
+    pub fn follows(&self, newest: Option<&MessageRow>) -> bool {
+        match newest {
+            Some(m) => self.is_on(m) || (self.last_message_at > m.created_at && self.message == FILLER_MESSAGE),
+            None => self.message == FILLER_MESSAGE,
+        }
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+pub fn preview(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Checks the text of a message as every writer of this toolkit does: not blank, and no control
+/// character but tab (a message is one line of a conversation; an escape sequence in it would
+/// reach every terminal that prints it). Says what is wrong.
+pub fn check_text(text: &str) -> std::result::Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("the message is empty".to_string());
+    }
+    match text.chars().find(|c| is_forbidden_char(*c)) {
+        Some(c) => Err(format!("the message holds the control character U+{:04X}; messages are one line of text", c as u32)),
+        None => Ok(()),
+    }
+}
+
+/// The primary key of an item, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    /// The partition key.
+    pub pk: String,
+    /// The sort key.
+    pub sk: String,
+}
+
+impl Key {
+    /// The key of `item`; `None` when either attribute is missing or not a string.
+    pub fn of(item: &Item) -> Option<Key> {
+        let get = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        Some(Key { pk: get(PK)?, sk: get(SK)? })
+    }
+
+    /// The key as a DynamoDB key map.
+    pub fn to_item(&self) -> Item {
+        HashMap::from([(PK.into(), s(self.pk.clone())), (SK.into(), s(self.sk.clone()))])
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "({}, {})", self.pk, self.sk)
+    }
+}
+
+impl MessageRow {
+    /// The row's key.
+    pub fn key(&self) -> Key {
+        Key { pk: Self::pk_of(self.message_group_uuid), sk: format_ts(self.created_at) }
+    }
+}
+
+impl MessageGroupRow {
+    /// The row's key.
+    pub fn key(&self) -> Key {
+        Key { pk: Self::pk_of(self.owner_uuid), sk: format_ts(self.last_message_at) }
+    }
+}
+
+/// True for the characters no message may hold: control characters but tab.
+pub fn is_forbidden_char(c: char) -> bool {
+    c.is_control() && c != '\t'
 }
 
 /// DynamoDB's size of an item: attribute names plus values (strings only, as in this table).

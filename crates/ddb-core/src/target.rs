@@ -90,6 +90,7 @@ impl Settings {
                 check_region(&r, var)?;
             }
         }
+        local_timeout(&env)?;
         let target = resolve(service, self.prod, self.endpoint_url.as_deref(), &env)?;
         let mut warnings: Vec<String> = endpoint_warning(&target).into_iter().collect();
         if self.prod && self.endpoint_url.is_none() {
@@ -224,6 +225,21 @@ pub fn endpoint_warning(target: &Target) -> Option<String> {
     Some(format!("warning: endpoint {url} is neither local nor AWS; requests go there"))
 }
 
+/// The variable that sets how many seconds a local endpoint may take to answer (default 10).
+pub const LOCAL_TIMEOUT_ENV: &str = "DDB_LOCAL_TIMEOUT";
+
+/// [`LOCAL_TIMEOUT_ENV`] from `env`: `None` when unset, an error when it is not a whole number
+/// of seconds from 1 to 3600.
+pub fn local_timeout(env: impl Fn(&str) -> Option<String>) -> Result<Option<Duration>> {
+    let Some(v) = env(LOCAL_TIMEOUT_ENV).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match v.trim().parse::<u64>() {
+        Ok(s) if (1..=3600).contains(&s) => Ok(Some(Duration::from_secs(s))),
+        _ => Err(Error::Input(format!("{LOCAL_TIMEOUT_ENV}={v:?} is not a number of seconds from 1 to 3600 (how long a local endpoint may take to answer)"))),
+    }
+}
+
 /// How long a client waits for a server before it gives up, by target.
 ///
 /// Without limits the SDK waits for an answer for as long as the socket stays open: a server
@@ -245,10 +261,13 @@ impl Patience {
     /// minutes), but bounded.
     pub const REMOTE: Patience = Patience { connect: Duration::from_secs(5), operation: Duration::from_secs(300) };
 
-    /// The patience for a target, by its label (an endpoint URL, or "AWS").
+    /// The patience for a target, by its label (an endpoint URL, or "AWS"). For a local endpoint,
+    /// [`LOCAL_TIMEOUT_ENV`] lengthens the wait for an answer (a DynamoDB Local on a loaded
+    /// machine, the tests').
     pub fn of(label: &str) -> Patience {
         if is_local(label) {
-            Patience::LOCAL
+            let operation = local_timeout(|k| std::env::var(k).ok()).ok().flatten().unwrap_or(Patience::LOCAL.operation);
+            Patience { operation, ..Patience::LOCAL }
         } else {
             Patience::REMOTE
         }

@@ -1,12 +1,12 @@
 //! Bulk writes: BatchWriteItem, 25 requests a call, several calls in flight, every
 //! UnprocessedItems retried with backoff and jitter until it is written or we give up with an
-//! error that says how far we got. And the conditioned TransactWriteItems actions that the seed
-//! and pattern E build their all-or-nothing group-row changes from.
+//! error that says how far we got. (Group rows are never written here: see
+//! [`crate::conversation`].)
 
 use crate::error::{Error, Result};
 use crate::progress::{Counter, Progress};
 use crate::Ddb;
-use aws_sdk_dynamodb::types::{Delete, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use futures::TryStreamExt;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -46,43 +46,6 @@ pub fn delete(key: Item) -> WriteRequest {
 
 /// TransactWriteItems' limit on actions.
 pub const MAX_TRANSACT_ACTIONS: usize = 100;
-
-/// A transaction action: delete the item with key `key` if it is still there.
-pub fn delete_if_exists(ddb: &Ddb, key: Item) -> TransactWriteItem {
-    let d =
-        Delete::builder().table_name(&ddb.table).set_key(Some(key)).condition_expression("attribute_exists(pk)").build().expect("table and key set");
-    TransactWriteItem::builder().delete(d).build()
-}
-
-/// A transaction action: put `item` if its key is free, or (`overwrite`) only over an existing
-/// item with that key.
-pub fn put_conditioned(ddb: &Ddb, item: Item, overwrite: bool) -> TransactWriteItem {
-    let cond = if overwrite { "attribute_exists(pk)" } else { "attribute_not_exists(pk)" };
-    let p = Put::builder().table_name(&ddb.table).set_item(Some(item)).condition_expression(cond).build().expect("table and item set");
-    TransactWriteItem::builder().put(p).build()
-}
-
-/// Why a transaction did not go through.
-#[derive(Debug)]
-pub enum TransactError {
-    /// A condition failed (another writer got there first) or the service asked to slow down:
-    /// re-read and try again.
-    Race,
-    /// Anything else (a missing table, bad credentials): give up.
-    Failed(Error),
-}
-
-/// Runs `actions` (at most [`MAX_TRANSACT_ACTIONS`]) as one TransactWriteItems.
-pub async fn transact(ddb: &Ddb, actions: Vec<TransactWriteItem>) -> std::result::Result<(), TransactError> {
-    match ddb.client.transact_write_items().set_transact_items(Some(actions)).send().await {
-        Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Err(TransactError::Race),
-        Err(e) => {
-            let err = Error::from_sdk(e, &ddb.ctx("TransactWriteItems"));
-            Err(if err.is_transient() { TransactError::Race } else { TransactError::Failed(err) })
-        }
-    }
-}
 
 /// Pause before retry number `attempt` (0-based): exponential, capped, with full jitter so that
 /// concurrent writers do not retry in step.

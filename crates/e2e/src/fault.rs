@@ -34,6 +34,13 @@ pub struct Faults {
     pub drop_pct: AtomicU32,
     /// Delay every affected answer by this many milliseconds.
     pub delay_ms: AtomicU32,
+    /// Hold this many of the next affected requests until [`Faults::open_gate`] (or for 8 s at
+    /// most, below the client's 10 s timeout): a test forces an interleaving with it, whatever
+    /// the machine's load.
+    pub hold_next: AtomicU32,
+    /// Requests held so far.
+    pub held: AtomicU64,
+    gate_open: std::sync::atomic::AtomicBool,
     /// Faults apply only to operations whose X-Amz-Target ends with one of these (empty: all).
     pub only: std::sync::Mutex<Vec<String>>,
     /// Counters: requests seen, and each kind of fault injected.
@@ -54,6 +61,17 @@ impl Faults {
     /// How many requests of operation `op` the proxy has seen.
     pub fn seen(&self, op: &str) -> u64 {
         self.by_op.lock().unwrap().get(op).copied().unwrap_or(0)
+    }
+
+    /// Holds the next `n` affected requests until [`Faults::open_gate`].
+    pub fn hold(&self, n: u32) {
+        self.gate_open.store(false, Relaxed);
+        self.hold_next.store(n, Relaxed);
+    }
+
+    /// Lets the held requests through.
+    pub fn open_gate(&self) {
+        self.gate_open.store(true, Relaxed);
     }
 
     /// Faults only for these operations (e.g. `["BatchWriteItem"]`).
@@ -154,6 +172,13 @@ async fn handle(
     };
     let (parts, body) = req.into_parts();
     let mut body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    if affected && f.hold_next.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok() {
+        f.held.fetch_add(1, Relaxed);
+        let until = tokio::time::Instant::now() + Duration::from_secs(8);
+        while !f.gate_open.load(Relaxed) && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     if affected {
         let delay = f.delay_ms.load(Relaxed);
         if delay > 0 {

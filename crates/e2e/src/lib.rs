@@ -148,10 +148,14 @@ impl DynamoLocal {
         SHARED.get_or_init(DynamoLocal::start)
     }
 
-    /// A client for `table` on this server.
+    /// A client for `table` on this server. It waits for answers as long as the binaries of the
+    /// tests do ([`LOCAL_TIMEOUT`]).
     pub fn ddb(&self, table: &str) -> Ddb {
         let (config, target) = local_sdk!(self.endpoint);
-        Ddb::new(&config, &target, table)
+        let mut ddb = Ddb::new(&config, &target, table);
+        let patience = ddb_core::target::Patience { operation: LOCAL_TIMEOUT, ..ddb_core::target::Patience::LOCAL };
+        ddb.client = Client::from_conf(ddb.client.config().to_builder().timeout_config(patience.timeout_config()).build());
+        ddb
     }
 
     /// Kills the server now (for fault tests).
@@ -159,6 +163,12 @@ impl DynamoLocal {
         self.process.kill();
     }
 }
+
+/// How long the tests' binaries and clients wait for DynamoDB Local to answer (DDB_LOCAL_TIMEOUT
+/// of the binaries): a server that answers in milliseconds on a quiet machine may take more than
+/// the default 10 s on a loaded one (its first CreateTable, while the JVM warms up). Tests of a
+/// server that never answers use the default, through `clean_cmd`.
+pub const LOCAL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A unique table name for one test.
 pub fn table_name(tag: &str) -> String {
@@ -201,7 +211,7 @@ impl TestTable {
     /// A command for binary `name` aimed at this table and server, with a clean AWS environment.
     pub fn cmd(&self, name: &str) -> Command {
         let mut c = clean_cmd(name);
-        c.env("AWS_ENDPOINT_URL", &self.endpoint).env("DDB_MESSAGE_TABLE", &self.name);
+        c.env("AWS_ENDPOINT_URL", &self.endpoint).env("DDB_MESSAGE_TABLE", &self.name).env("DDB_LOCAL_TIMEOUT", LOCAL_TIMEOUT.as_secs().to_string());
         c
     }
 
@@ -235,9 +245,18 @@ impl TestTable {
         self.seed_cmd(db, args).output().expect("run seed")
     }
 
-    /// How many items the table holds (a Select=COUNT scan, not a read of every item).
+    /// How many items the table holds (a Select=COUNT scan of every page, not a read of every
+    /// item: one page counts only the first megabyte of items).
     pub fn count(&self) -> usize {
-        let n = block_on(self.client().scan().table_name(&self.name).select(Select::Count).send()).expect("count scan").count;
+        use futures::TryStreamExt;
+        let pages = self.client().scan().table_name(&self.name).select(Select::Count).into_paginator().send();
+        let n: i32 = block_on(futures::stream::poll_fn({
+            let mut pages = pages;
+            move |cx| pages.poll_next(cx)
+        })
+        .map_ok(|p| p.count)
+        .try_fold(0, |n, c| async move { Ok(n + c) }))
+        .expect("count scan");
         usize::try_from(n).expect("a count")
     }
 
@@ -257,6 +276,11 @@ impl TestTable {
     /// Every group row of the table.
     pub fn group_rows(&self) -> Vec<MessageGroupRow> {
         split(&self.items()).0
+    }
+
+    /// The group rows of conversation `group`, through the index (as pattern E reads them).
+    pub fn rows_of(&self, group: uuid::Uuid) -> Vec<MessageGroupRow> {
+        block_on(ddb_core::conversation::group_rows(&self.ddb, group)).expect("group rows").into_iter().map(|r| r.row).collect()
     }
 
     /// Every message of the table.
@@ -438,15 +462,16 @@ pub fn watchdog(child: &Child) {
     Command::new("sh").args(["-c", &watchdog]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("watchdog");
 }
 
-/// Waits up to 60 s until something listens on 127.0.0.1:`port`; fails the test at once if
-/// `server`, the process that is to listen there, exits first.
+/// Waits up to 180 s until something listens on 127.0.0.1:`port` (a JVM starting on a loaded
+/// machine is slow: a minute was seen to be too short); fails the test at once if `server`, the
+/// process that is to listen there, exits first.
 pub fn wait_for_port(port: u16, what: &str, mut server: Option<&mut Child>) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Some(status) = server.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
             panic!("{what} exited ({status}) before it listened on port {port}");
         }
-        assert!(Instant::now() < deadline, "{what} did not listen on port {port} within 60 s");
+        assert!(Instant::now() < deadline, "{what} did not listen on port {port} within 180 s");
         std::thread::sleep(Duration::from_millis(100));
     }
 }

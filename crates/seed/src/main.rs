@@ -15,7 +15,7 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// Conversation file of `Speaker: message` lines (default: the course's 24 lines)
+    /// Conversation file of `Speaker: message` lines, `-` for standard input (default: the course's 24 lines)
     #[arg(long, value_name = "FILE")]
     conversation: Option<PathBuf>,
     /// Map a speaker to a handle of the users table; repeatable; adds to or replaces the course's
@@ -43,7 +43,7 @@ struct Args {
     #[command(flatten)]
     pg: PgArgs,
     /// Seed as if the clock said this (RFC 3339, e.g. 2026-01-01T00:10:00Z): for reproducible
-    /// output and for trying dates such as New Year
+    /// output and for trying dates such as New Year; from 0001-01-02 to a year from now
     #[arg(long, value_name = "TIMESTAMP", value_parser = |s: &str| records::parse_ts(s).map_err(|e| format!("not an RFC 3339 timestamp with an offset ({e})")))]
     now: Option<time::OffsetDateTime>,
     #[command(flatten)]
@@ -62,7 +62,9 @@ fn main() -> ExitCode {
         let prompt = |n| format!("This deletes {n} rows of an earlier seed from {} in AWS. Type yes to go on: ", ddb.table);
         let approve = |n: u64| !ask || bar.suspend(|| cli::confirm(&prompt(n), "yes")).unwrap_or(false);
         let opts = WriteOptions { concurrency: concurrency as usize, ..WriteOptions::default() };
-        let result = seed::run(&ddb, &plan, opts, &bar, &approve).await;
+        // Ctrl-C or SIGTERM stops the run cleanly: the lock is given back, the error says how far
+        // it got, and the exit code is 130.
+        let result = seed::run_until(&ddb, &plan, opts, &bar, &approve, cli::shutdown_signal()).await;
         bar.clear();
         let report = result?;
         if json {

@@ -20,7 +20,7 @@ use ddb_cli::{self as cli, DdbFlags, PgArgs};
 use ddb_core::records::{format_ts, MessageGroupRow};
 use ddb_core::stream::shards::{Positions, ShardReader};
 use ddb_core::stream::worker::StartAt;
-use ddb_core::{patterns, seed};
+use ddb_core::{conversation, patterns, seed};
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -154,7 +154,7 @@ fn main() -> ExitCode {
             async move {
                 let group = if args.groups == 1 { seed::COURSE_GROUP } else { seed::group_uuid(k) };
                 let owners: Vec<(String, String)> =
-                    patterns::group_rows(ddb, group).await?.iter().map(|r| (MessageGroupRow::pk_of(r.owner_uuid), group.to_string())).collect();
+                    conversation::group_rows(ddb, group).await?.iter().map(|r| (MessageGroupRow::pk_of(r.row.owner_uuid), group.to_string())).collect();
                 anyhow::ensure!(!owners.is_empty(), "conversation {group} has no group rows: run seed --groups {} first", args.groups);
                 let mut lags = Vec::new();
                 for i in 0..per_group {

@@ -16,7 +16,6 @@
 //! The reader neither prints nor sleeps: [`ShardReader::next`] says when a whole pass found
 //! nothing, and the caller decides how long to wait.
 
-use super::worker::StartAt;
 use crate::error::{Error, Result};
 use crate::Ddb;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
@@ -24,6 +23,16 @@ use aws_sdk_dynamodbstreams::Client;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
+
+/// Where a shard without a saved position starts on the first run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartAt {
+    /// The oldest record the stream still holds (24 hours on AWS).
+    #[default]
+    TrimHorizon,
+    /// Only records written from now on.
+    Latest,
+}
 
 /// How far a shard has been read: what the caller keeps to go on after a restart.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@
 //!   A kill between the two re-delivers the batch, which the handler makes harmless.
 //! - Stops cleanly when `shutdown` resolves (Ctrl-C): the batch in hand is finished and saved.
 
+pub use super::shards::StartAt;
 use super::shards::{Batch, Positions, ShardReader};
 use super::{handle, EventKind, Record};
 use crate::error::{input, Error, Result};
@@ -32,16 +33,6 @@ pub fn streams_client(config: &SdkConfig, target: &Target) -> Client {
         b = b.endpoint_url(url);
     }
     Client::from_conf(b.build())
-}
-
-/// Where a shard without a saved position starts on the first run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StartAt {
-    /// The oldest record the stream still holds (24 hours on AWS).
-    #[default]
-    TrimHorizon,
-    /// Only records written from now on.
-    Latest,
 }
 
 /// How the worker runs.
@@ -75,7 +66,18 @@ pub struct Totals {
     pub moved: u64,
     /// Batches retried after a failure.
     pub retries: u64,
+    /// Records skipped: they can never be applied (a malformed message row, an item DynamoDB
+    /// refuses); each was logged with its keys.
+    pub skipped: u64,
+    /// Records given up after [`BATCH_ATTEMPTS`] failed attempts (as Lambda's
+    /// `MaximumRetryAttempts`); each batch was logged.
+    pub given_up: u64,
 }
+
+/// How many times a batch whose records keep failing is tried before the worker gives up on
+/// them and moves on: a record never holds up its shard for ever. With the backoff's cap of 2 s,
+/// about 20 s of trying.
+pub const BATCH_ATTEMPTS: u32 = 12;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Saved {
@@ -236,7 +238,7 @@ impl Worker<'_> {
             }
             match reader.next().await? {
                 Some(batch) => {
-                    if self.apply(&batch).await {
+                    if self.apply(&batch).await? {
                         reader.done(batch);
                         self.store(&reader)?;
                     }
@@ -254,31 +256,51 @@ impl Worker<'_> {
         Ok(Flow::Stopped)
     }
 
-    /// Applies `batch`; true when all of it was applied. After a failure, waits the backoff first.
-    async fn apply(&mut self, batch: &Batch) -> bool {
+    /// Applies `batch`; true when it is done with: applied, or given up after
+    /// [`BATCH_ATTEMPTS`]. After a failure, waits the backoff first. A server that does not
+    /// answer is the server's fault, not the records': its failures count no attempt.
+    async fn apply(&mut self, batch: &Batch) -> Result<bool> {
         let records: Vec<Record> = batch.records.iter().filter_map(convert).collect();
         if records.is_empty() {
-            return true;
+            return Ok(true);
         }
         let outcome = handle(self.ddb, &records).await;
         (self.report)(Event::Batch(&outcome));
         for note in &outcome.notes {
             (self.report)(Event::Note(note.clone()));
         }
+        for s in &outcome.skipped {
+            (self.report)(Event::Note(format!("skipped record {} of item {}: {}", s.sequence_number, s.keys, s.reason)));
+        }
         self.totals.records += records.len() as u64;
         self.totals.moved += outcome.moved;
+        self.totals.skipped += outcome.skipped.len() as u64;
         if outcome.failed.is_empty() {
             self.attempt = 0;
-            return true;
+            return Ok(true);
+        }
+        self.totals.retries += 1;
+        // The next read of the stream meets the same server: it waits for it (--wait-for-table)
+        // or ends the worker with its error.
+        if !outcome.unreachable {
+            self.attempt += 1;
+        }
+        if self.attempt >= BATCH_ATTEMPTS {
+            self.attempt = 0;
+            self.totals.given_up += outcome.failed.len() as u64;
+            (self.report)(Event::Note(format!(
+                "gave up on {} record(s) after {BATCH_ATTEMPTS} attempts ({}); their conversations' group rows may be behind their newest message: ./bin/ddb/check --repair moves them",
+                outcome.failed.len(),
+                outcome.errors.join("; ")
+            )));
+            return Ok(true);
         }
         // The same iterator again after a pause; the handler makes the repeat harmless.
-        self.totals.retries += 1;
         for e in &outcome.errors {
             (self.report)(Event::Note(format!("{e}; retrying")));
         }
         tokio::time::sleep(crate::write::backoff(self.attempt)).await;
-        self.attempt += 1;
-        false
+        Ok(false)
     }
 
     fn store(&self, reader: &ShardReader) -> Result<()> {

@@ -293,19 +293,37 @@ fn seed_racing_create_message_and_the_worker_keeps_one_row_per_member() {
 
     for round in 0..8 {
         // Even rounds force the bad interleaving: the seed has read the group rows, its first
-        // replacing transaction is held back 800 ms, and meanwhile new messages come in and the
-        // worker moves those very rows. Odd rounds let the three run freely.
+        // replacing transaction is held back until the worker has moved those very rows onto a
+        // message sent meanwhile. Odd rounds let the three run freely.
         let forced = round % 2 == 0;
-        proxy.faults.delay_ms.store(if forced { 800 } else { 0 }, Relaxed);
+        let keys = |t: &TestTable| -> Vec<String> {
+            let mut k: Vec<String> = t.rows_of(COURSE_GROUP).iter().map(|r| format_ts(r.last_message_at)).collect();
+            k.sort();
+            k
+        };
+        if forced {
+            proxy.faults.hold(1);
+        }
+        let held_before = proxy.faults.held.load(Relaxed);
         let stop = AtomicBool::new(false);
         let transactions_before = proxy.faults.seen("TransactWriteItems");
         let sent = std::thread::scope(|s| {
             let talk = s.spawn(chatter(&t, &u["bayko"], &stop));
-            // Only the first attempt is held back: the retries then meet the usual short window.
-            s.spawn(|| {
-                std::thread::sleep(Duration::from_millis(900));
-                proxy.faults.delay_ms.store(0, Relaxed);
-            });
+            if forced {
+                // Only the first attempt is held: the gate opens once the rows have moved.
+                s.spawn(|| {
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    while proxy.faults.held.load(Relaxed) == held_before && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    // The seed has read the rows and sent its transaction: wait for a move after it.
+                    let held_at = keys(&t);
+                    while keys(&t) == held_at && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    proxy.faults.open_gate();
+                });
+            }
             let out = t.seed_cmd(&db, &[]).env("AWS_ENDPOINT_URL", &proxy.endpoint).output().unwrap();
             stop.store(true, Relaxed);
             assert!(out.status.success(), "round {round}: {}", stderr(&out));

@@ -15,6 +15,10 @@
 //! - `filter`: the event source mapping's filter (moto's matcher) and the handler's predicate
 //!   agree on every kind of real stream record.
 //! - `cognito`: list-users and update_cognito_user_ids against moto and Postgres.
+//! - `edges`: the seed, pattern C and pattern E at their edges: a re-seed never leaves group rows
+//!   on a message it deleted, messages near the item limit, poison records, the seed's clock,
+//!   Ctrl-C, text rules, a conversation from standard input.
+//! - `handler_properties`: pattern E's handler on generated batches of every kind of record.
 //! - `integrity`: several writers at once: two seeds, seed vs create-message vs the worker, re-seeds.
 //! - `reliability`: faults through a proxy, killed servers and processes, the bad inputs of
 //!   docs/bad-inputs.json.
@@ -26,8 +30,10 @@
 mod architecture;
 mod cognito;
 mod deploy;
+mod edges;
 mod files;
 mod filter;
+mod handler_properties;
 mod integrity;
 mod lambda;
 mod patterns;

@@ -180,7 +180,7 @@ fn d_writes_all_three_rows_or_none() {
     let group = Uuid::parse_str(stdout(&out).trim()).unwrap();
     let items = t.items();
     assert_eq!(items.len(), 3);
-    let rows = block_on(patterns::group_rows(&t.ddb, group)).unwrap();
+    let rows = t.rows_of(group);
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.message == "Have you seen Babylon 5?"));
     let msgs = block_on(patterns::list_messages(&t.ddb, group, &Page::default())).unwrap();
@@ -203,7 +203,7 @@ fn d_writes_all_three_rows_or_none() {
     block_on(t.client().put_item().table_name(&t.name).set_item(Some(blocker.to_item())).send()).unwrap();
     let err = block_on(patterns::create_message_group_at(&t.ddb, taken, &u["yaya2devops"], &u["bayko"], "hello", at)).unwrap_err();
     assert!(err.to_string().contains("nothing was written"), "{err}");
-    assert!(block_on(patterns::group_rows(&t.ddb, taken)).unwrap().is_empty(), "no group row of the failed transaction");
+    assert!(t.rows_of(taken).is_empty(), "no group row of the failed transaction");
     assert_eq!(t.items().len(), 4, "only the blocker was added");
 
     // A missing table: an error that says so, nothing anywhere.

@@ -275,7 +275,7 @@ fn the_seed_tells_written_from_cleared_and_an_early_stop_from_a_late_one() {
     proxy.faults.only(&["BatchWriteItem"]);
     proxy.faults.delay_ms.store(30_000, Relaxed);
     let fresh = TestTable::create(DynamoLocal::shared(), "seedstop");
-    let out = run_watched(fresh.seed_cmd(&db, &[]).env("AWS_ENDPOINT_URL", &proxy.endpoint), WATCHDOG);
+    let out = run_watched(fresh.seed_cmd(&db, &[]).env("AWS_ENDPOINT_URL", &proxy.endpoint).env_remove("DDB_LOCAL_TIMEOUT"), WATCHDOG);
     assert_one_error_line("seed", &out, "did not answer within 10 s (BatchWriteItem)");
     assert!(stderr(&out).contains("; the seed stopped while writing (2 of 26 items done); run it again"), "{}", stderr(&out));
 }

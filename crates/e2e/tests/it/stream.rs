@@ -157,7 +157,7 @@ fn the_handler_is_idempotent_ignores_older_messages_and_removes() {
     let first = block_on(handle(&t.ddb, &batch));
     assert_eq!((first.moved, first.failed.len()), (2, 0));
     let after_first = t.snapshot();
-    let rows = block_on(patterns::group_rows(&t.ddb, g.uuid)).unwrap();
+    let rows = t.rows_of(g.uuid);
     assert!(rows.iter().all(|r| r.message == "newer" && format_ts(r.last_message_at) == format_ts(newer.created_at)));
 
     // The same batch again changes nothing.
@@ -179,9 +179,12 @@ fn the_handler_is_idempotent_ignores_older_messages_and_removes() {
 
     // Several messages of one conversation in a batch: the group rows end on the newest.
     let (a, b) = (msg(30, "thirty"), msg(40, "forty"));
+    for m in [&a, &b] {
+        block_on(t.client().put_item().table_name(&t.name).set_item(Some(m.to_item())).send()).unwrap();
+    }
     let out = block_on(handle(&t.ddb, &[record("6", EventKind::Insert, &b), record("7", EventKind::Insert, &a)]));
     assert_eq!(out.moved, 2);
-    let rows = block_on(patterns::group_rows(&t.ddb, g.uuid)).unwrap();
+    let rows = t.rows_of(g.uuid);
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.message == "forty"));
 
