@@ -171,7 +171,7 @@ fn bin_lambda_deploy_creates_the_stack_on_moto_with_the_templates_settings() {
     let out = deploy(&moto, &home, &target, &["--bucket", BUCKET, "--zip", zip_arg]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let last = stderr(&out).lines().last().unwrap_or_default().to_string();
-    assert_eq!(last, "error: cannot describe the table cruddur-messages (its message is above): create it with ./bin/ddb/schema-load prod");
+    assert_eq!(last, "error: cannot describe the table cruddur-messages (the AWS CLI's message is above): if it does not exist, create it with ./bin/ddb/schema-load prod");
 
     // The table is schema-load's, on moto as on AWS.
     let out = clean_cmd("schema-load").args(["--endpoint-url", &moto.endpoint, "--region", REGION]).stdin(Stdio::null()).output().unwrap();
