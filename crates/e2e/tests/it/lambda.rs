@@ -69,6 +69,7 @@ impl Lambda {
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")
             .env("AWS_REGION", "ca-central-1")
             .env("AWS_ENDPOINT_URL", &t.endpoint)
+            .env("DDB_LOCAL_TIMEOUT", LOCAL_TIMEOUT.as_secs().to_string())
             .env("DDB_MESSAGE_TABLE", &t.name)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
