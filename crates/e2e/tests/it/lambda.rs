@@ -6,6 +6,7 @@
 //! cargo-lambda (PyPI, with its own zig) is installed into `.local/cargo-lambda` on first use by
 //! `bin/local/install-cargo-lambda`; after that nothing here needs a network.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodbstreams::types::{Record as StreamRecord, ShardIteratorType};
 use ddb_core::item_json::{item_to_json, ItemFormat};
 use ddb_core::records::{format_ts, Item, MessageGroupRow, MessageRow};
@@ -68,6 +69,7 @@ impl Lambda {
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")
             .env("AWS_REGION", "ca-central-1")
             .env("AWS_ENDPOINT_URL", &t.endpoint)
+            .env("DDB_LOCAL_TIMEOUT", LOCAL_TIMEOUT.as_secs().to_string())
             .env("DDB_MESSAGE_TABLE", &t.name)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
@@ -139,19 +141,19 @@ fn lambda_record(r: &StreamRecord, stream_arn: &str) -> Value {
 
 /// The table's stream as Lambda would deliver it, every shard from its start, until it holds at
 /// least `want` records (the stream trails the writes by milliseconds).
-struct Stream {
+pub(crate) struct Stream {
     client: aws_sdk_dynamodbstreams::Client,
     arn: String,
 }
 
 impl Stream {
-    fn of(t: &TestTable) -> Stream {
+    pub(crate) fn of(t: &TestTable) -> Stream {
         let table = block_on(t.client().describe_table().table_name(&t.name).send()).expect("describe table");
         let arn = table.table().and_then(|t| t.latest_stream_arn()).expect("schema-load enables the stream").to_string();
         Stream { client: t.streams(), arn }
     }
 
-    fn read_all(&self) -> Vec<Value> {
+    pub(crate) fn read_all(&self) -> Vec<Value> {
         block_on(async {
             let mut records = Vec::new();
             let desc = self.client.describe_stream().stream_arn(&self.arn).send().await.expect("describe stream");
@@ -180,7 +182,21 @@ impl Stream {
         })
     }
 
-    fn records(&self, want: usize) -> Vec<Value> {
+    /// Every record, once `done` says the stream holds what the test waits for (it fails the
+    /// test after 30 s).
+    pub(crate) fn until(&self, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let records = self.read_all();
+            if done(&records) {
+                return records;
+            }
+            assert!(Instant::now() < deadline, "the stream did not show what the test waits for within 30 s: {records:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub(crate) fn records(&self, want: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let records = self.read_all();
@@ -209,11 +225,11 @@ fn with_db(t: &TestTable, db: &TestDb, name: &str, args: &[&str]) -> Output {
     out
 }
 
-fn create_conversation(t: &TestTable, db: &TestDb, from: &str, to: &str, text: &str) -> Uuid {
+pub(crate) fn create_conversation(t: &TestTable, db: &TestDb, from: &str, to: &str, text: &str) -> Uuid {
     Uuid::parse_str(stdout(&with_db(t, db, "create-conversation", &[from, to, text])).trim()).expect("create-conversation prints the uuid")
 }
 
-fn create_message(t: &TestTable, db: &TestDb, group: Uuid, from: &str, text: &str) {
+pub(crate) fn create_message(t: &TestTable, db: &TestDb, group: Uuid, from: &str, text: &str) {
     with_db(t, db, "create-message", &[&group.to_string(), from, text]);
 }
 
@@ -243,8 +259,19 @@ fn assert_on_newest(t: &TestTable, group: Uuid) {
     }
 }
 
+/// The sequence numbers of `records`.
+fn sequence_numbers<'a>(records: impl IntoIterator<Item = &'a Value>) -> HashSet<String> {
+    records.into_iter().map(|r| r["dynamodb"]["SequenceNumber"].as_str().unwrap().to_string()).collect()
+}
+
+/// The records that a response names in `batchItemFailures`.
+fn reported(response: &str) -> HashSet<String> {
+    let response: Value = serde_json::from_str(response).expect("the response is JSON");
+    response["batchItemFailures"].as_array().expect("batchItemFailures").iter().map(|f| f["itemIdentifier"].as_str().unwrap().to_string()).collect()
+}
+
 #[test]
-fn the_bootstrap_applies_real_stream_records_and_reports_the_one_that_fails() {
+fn the_bootstrap_applies_good_records_and_answers_without_the_permanently_bad_ones() {
     let server = DynamoLocal::start();
     let db = TestDb::create();
     let t = TestTable::create(&server, "lambda");
@@ -268,27 +295,29 @@ fn the_bootstrap_applies_real_stream_records_and_reports_the_one_that_fails() {
     assert_eq!(response, r#"{"batchItemFailures":[]}"#);
     assert_eq!(t.snapshot(), applied, "a redelivered batch changed the table");
 
-    // Then conversation b's group row of yaya2devops is made malformed (its user_uuid is not a
-    // uuid), so b's rows cannot be moved; a's newer message in the same batch is applied all the same.
+    // Two kinds of records that no delivery can mend, among good ones: conversation b's group row
+    // of yaya2devops is made malformed (its user_uuid is not a uuid), so b's rows cannot be moved;
+    // and a message row of a conversation c that reads as no message (no text, no sender).
     let b = create_conversation(&t, &db, "yaya2devops", "bayko", "Did you get my postcard?");
     create_message(&t, &db, b, "bayko", "Not yet");
     create_message(&t, &db, a, "yaya2devops", "Who are you? What do you want?");
     let bad = group_rows(&t, b).into_iter().find(|r| r.user_handle == "yaya2devops").unwrap();
     let mut item = bad.to_item();
-    item.insert("user_uuid".into(), aws_sdk_dynamodb::types::AttributeValue::S("not-a-uuid".into()));
+    item.insert("user_uuid".into(), AttributeValue::S("not-a-uuid".into()));
     block_on(t.client().put_item().table_name(&t.name).set_item(Some(item)).send()).unwrap();
-    // The function's own moves of a's rows (2 REMOVE, 2 INSERT: Lambda delivers them too), pattern
-    // D's 3 records, 2 messages and the MODIFY of the malformed row.
+    let c = Uuid::new_v4();
+    let mut broken = Item::new();
+    broken.insert("pk".into(), AttributeValue::S(format!("MSG#{c}")));
+    broken.insert("sk".into(), AttributeValue::S(format_ts(time::OffsetDateTime::now_utc())));
+    block_on(t.client().put_item().table_name(&t.name).set_item(Some(broken)).send()).unwrap();
+    // The function's own moves of a's rows (2 REMOVE, 2 INSERT: Lambda delivers them without the
+    // filter), pattern D's 3 records, 2 messages, the MODIFY of the malformed row, c's message.
     let seen: HashSet<String> = first.iter().map(|r| event_id(r).to_string()).collect();
-    let second: Vec<Value> = stream.records(15).into_iter().filter(|r| !seen.contains(event_id(r))).collect();
+    let second: Vec<Value> = stream.records(16).into_iter().filter(|r| !seen.contains(event_id(r))).collect();
     assert_eq!(second.iter().filter(|r| r["eventName"] == "REMOVE").count(), 2, "{second:?}");
     assert_eq!(second.iter().filter(|r| r["eventName"] == "MODIFY").count(), 1, "{second:?}");
     let response = lambda.invoke(&second);
-    let response: Value = serde_json::from_str(&response).expect("the response is JSON");
-    let failed: HashSet<&str> = response["batchItemFailures"].as_array().unwrap().iter().map(|f| f["itemIdentifier"].as_str().unwrap()).collect();
-    let of_b: HashSet<&str> = message_records(&second, b).iter().map(|r| r["dynamodb"]["SequenceNumber"].as_str().unwrap()).collect();
-    assert_eq!(of_b.len(), 2, "b's two messages");
-    assert_eq!(failed, of_b, "the failed records are b's messages: {response}");
+    assert_eq!(response, r#"{"batchItemFailures":[]}"#, "permanent failures are not reported");
     assert_on_newest(&t, a);
     assert_eq!(group_rows(&t, a)[0].message, "Who are you? What do you want?");
     let b_rows: Vec<Item> = t
@@ -298,9 +327,76 @@ fn the_bootstrap_applies_real_stream_records_and_reports_the_one_that_fails() {
         .collect();
     assert_eq!(b_rows.len(), 2);
     assert!(b_rows.iter().all(|i| s(i, "message") == "Did you get my postcard?"), "b's group rows stay where they were: {b_rows:?}");
+    // Each skipped record is in the log with its sequence number and keys.
     let log = lambda.log();
-    assert!(log.contains(&format!("messaging-stream: conversation {b}")), "the function logs why b failed:\n{log}");
-    assert!(log.contains("10 record(s), 3 message(s), 2 group row(s) moved, 2 failed"), "{log}");
+    let of_b = message_records(&second, b);
+    assert_eq!(of_b.len(), 2, "b's two messages");
+    let of_c = message_records(&second, c);
+    for r in of_b.iter().chain(&of_c) {
+        let line = format!("messaging-stream: skipped record {} (MSG#", r["dynamodb"]["SequenceNumber"].as_str().unwrap());
+        assert!(log.contains(&line), "the log names {line}...:\n{log}");
+    }
+    assert!(log.contains(&format!("(MSG#{c}, ")), "{log}");
+    assert!(log.contains("11 record(s), 3 message(s), 2 group row(s) moved, 0 failed, 3 skipped, 7 ignored, 0 of another table"), "{log}");
+}
+
+/// A record of another table's stream (an event source mapping on the wrong stream) is ignored,
+/// logged with its keys and counted, even when it names a conversation of this table (issue 20,
+/// fault 10).
+#[test]
+fn records_of_another_tables_stream_are_ignored_logged_and_counted() {
+    let server = DynamoLocal::start();
+    let db = TestDb::create();
+    let t = TestTable::create(&server, "lambdaarn");
+    let a = create_conversation(&t, &db, "bayko", "yaya2devops", "Is this your table?");
+    create_message(&t, &db, a, "yaya2devops", "From another table");
+    let mut records = Stream::of(&t).records(4);
+    let foreign = |arn: &str| arn.replace(&format!("table/{}/", t.name), "table/another-table/");
+    for r in &mut records {
+        r["eventSourceARN"] = Value::String(foreign(r["eventSourceARN"].as_str().unwrap()));
+    }
+    let mut lambda = Lambda::start(&bin("messaging-stream"), &t);
+    let before = t.snapshot();
+    assert_eq!(lambda.invoke(&records), r#"{"batchItemFailures":[]}"#);
+    assert_eq!(t.snapshot(), before, "records of another table's stream changed the table");
+    let log = lambda.log();
+    for r in message_records(&records, a) {
+        let line = format!("messaging-stream: ignored record {} (MSG#{a}, ", r["dynamodb"]["SequenceNumber"].as_str().unwrap());
+        assert!(log.contains(&line), "the log names {line}...:\n{log}");
+    }
+    assert!(log.contains("table/another-table/stream/"), "{log}");
+    assert!(log.contains("4 record(s), 0 message(s), 0 group row(s) moved, 0 failed, 0 skipped, 0 ignored, 4 of another table"), "{log}");
+}
+
+/// DynamoDB Local stopped (on disk, so that it comes back with the table): the batch's message
+/// records come back in batchItemFailures; delivered again once the server is back, they apply.
+#[test]
+fn a_stopped_dynamodb_is_reported_and_the_redelivered_batch_applies() {
+    let dir = std::env::temp_dir().join(format!("lambda-ddb-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir(&dir).unwrap();
+    let port = free_port();
+    let mut server = DynamoLocal::start_at(port, Some(&dir));
+    let db = TestDb::create();
+    let t = TestTable::create(&server, "lambdadown");
+    let g = create_conversation(&t, &db, "bayko", "yaya2devops", "Are you there?");
+    create_message(&t, &db, g, "yaya2devops", "Yes, but my server is not");
+    let records = Stream::of(&t).records(4);
+    let messages = sequence_numbers(message_records(&records, g));
+    assert_eq!(messages.len(), 2);
+    let mut lambda = Lambda::start(&bin("messaging-stream"), &t);
+
+    server.kill();
+    let response = lambda.invoke(&records);
+    assert_eq!(reported(&response), messages, "the message records are reported: {response}");
+    let log = lambda.log();
+    assert!(log.contains(&format!("messaging-stream: will be delivered again: conversation {g}: ")), "{log}");
+    assert!(log.contains("4 record(s), 2 message(s), 0 group row(s) moved, 2 failed, 0 skipped, 2 ignored, 0 of another table"), "{log}");
+
+    let restarted = DynamoLocal::start_at(port, Some(&dir));
+    assert_eq!(lambda.invoke(&records), r#"{"batchItemFailures":[]}"#);
+    assert_on_newest(&t, g);
+    drop((lambda, t, restarted));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// 5 conversations and 40 more messages, alternating between them, in one batch of 55 records
@@ -447,5 +543,6 @@ fn bin_lambda_build_zips_a_bootstrap_that_needs_at_most_glibc_2_34_and_runs() {
     assert_eq!(lambda.invoke(&records), r#"{"batchItemFailures":[]}"#);
     assert_on_newest(&t, g);
     drop(lambda);
+    drop(t);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,6 +10,10 @@
 //! - `shards`: the stream shard reader that the worker and bench-tools' stream-lag share.
 //! - `lambda`: the messaging-stream bootstrap under the Lambda Runtime API emulator, on real stream
 //!   records; bin/lambda/build's provided.al2023 zip and its glibc.
+//! - `deploy`: deploy/messaging-stream.yaml: cfn-lint, and bin/lambda/deploy on moto's
+//!   CloudFormation with every setting read back.
+//! - `filter`: the event source mapping's filter (moto's matcher) and the handler's predicate
+//!   agree on every kind of real stream record.
 //! - `cognito`: list-users and update_cognito_user_ids against moto and Postgres.
 //! - `edges`: the seed, pattern C and pattern E at their edges: a re-seed never leaves group rows
 //!   on a message it deleted, messages near the item limit, poison records, the seed's clock,
@@ -33,9 +37,11 @@
 
 mod architecture;
 mod cognito;
+mod deploy;
 mod edges;
 mod edges_config;
 mod files;
+mod filter;
 mod handler_properties;
 mod integrity;
 mod lambda;
