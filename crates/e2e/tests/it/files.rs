@@ -73,10 +73,78 @@ fn devcontainer_builds_ahead_and_sets_up_at_each_start() {
     assert!(load("docker-compose.yml")["services"]["db"]["image"].as_str().unwrap().starts_with("postgres"));
 }
 
-/// Every script in bin/ that runs a binary names one this workspace builds, and, when it is
-/// missing, builds it through ./bin/setup (or with CRUDDUR_NO_BUILD set, says how to).
+/// `cargo metadata` of the workspace's own packages (no dependencies), as JSON.
+pub(crate) fn workspace_metadata() -> serde_json::Value {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--format-version", "1", "--no-deps", "--locked", "--offline"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A script in bin/, as its crate's `[package.metadata.cruddur]` declares it.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Script {
+    package: String,
+    binary: String,
+    build: String,
+    path: String,
+}
+
+/// Every script in bin/, read by cargo (a real TOML parser) from the crates' manifests.
+fn scripts() -> Vec<Script> {
+    let mut scripts = Vec::new();
+    for package in workspace_metadata()["packages"].as_array().unwrap() {
+        let Some(meta) = package["metadata"].get("cruddur") else { continue };
+        let name = package["name"].as_str().unwrap();
+        let bins: Vec<&str> = package["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "bin"))
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(bins.len(), 1, "{name}: a script's crate builds one binary: {bins:?}");
+        let build = meta["build"].as_str().unwrap_or_else(|| panic!("{name}: [package.metadata.cruddur] lacks build"));
+        assert!(["first", "rest"].contains(&build), "{name}: build = {build:?}, not \"first\" or \"rest\"");
+        for path in meta["scripts"].as_array().unwrap_or_else(|| panic!("{name}: [package.metadata.cruddur] lacks scripts")) {
+            let path = path.as_str().unwrap().to_string();
+            assert!(path.starts_with("bin/"), "{name}: script {path} is not in bin/");
+            scripts.push(Script { package: name.into(), binary: bins[0].into(), build: build.into(), path });
+        }
+    }
+    scripts.sort();
+    assert!(scripts.len() >= 13, "{scripts:?}");
+    scripts
+}
+
+/// ./bin/setup reads the same scripts from the manifests (with awk: it runs before anything is
+/// built) as cargo does.
 #[test]
-fn bin_shims_name_built_binaries_and_explain_when_missing() {
+fn setup_lists_the_scripts_that_the_manifests_declare() {
+    let out = Command::new(root().join("bin/setup")).arg("--list").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut listed: Vec<Script> = stdout(&out)
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(w.len(), 4, "{l}");
+            Script { package: w[0].into(), binary: w[1].into(), build: w[2].into(), path: w[3].into() }
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, scripts());
+}
+
+/// Every shim in bin/ is the one ./bin/setup --shims writes for a script of the manifests, and
+/// none is missing; each runs a binary this workspace builds and, when it is missing, builds it
+/// through ./bin/setup (or with CRUDDUR_NO_BUILD set, says how to).
+#[test]
+fn bin_shims_are_written_from_the_manifests_and_explain_when_missing() {
+    let check = Command::new(root().join("bin/setup")).args(["--shims", "--check"]).output().unwrap();
+    assert!(check.status.success(), "{}", stderr(&check));
     let mut shims = Vec::new();
     let mut stack = vec![root().join("bin")];
     while let Some(dir) = stack.pop() {
@@ -84,31 +152,62 @@ fn bin_shims_name_built_binaries_and_explain_when_missing() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if std::fs::read_to_string(&p).unwrap().contains("exec \"$b\"") {
-                shims.push(p);
+            } else if std::fs::read_to_string(&p).unwrap().lines().any(|l| l == "exec \"$b\" \"$@\"") {
+                shims.push(p.strip_prefix(root()).unwrap().display().to_string());
             }
         }
     }
-    assert!(shims.len() >= 6, "{shims:?}");
+    shims.sort();
+    let scripts = scripts();
+    let mut declared: Vec<String> = scripts.iter().map(|s| s.path.clone()).collect();
+    declared.sort();
+    assert_eq!(shims, declared, "the shims in bin/ are not the scripts of crates/*/Cargo.toml: run ./bin/setup --shims");
     let empty = std::env::temp_dir().join(format!("no-target-{}", uuid::Uuid::new_v4().simple()));
-    for shim in shims {
+    for Script { binary, path, .. } in &scripts {
+        let shim = root().join(path);
         let text = std::fs::read_to_string(&shim).unwrap();
-        let name = text.split("/release/").nth(1).unwrap().split('"').next().unwrap();
-        assert!(bin(name).exists(), "{} runs {name}, which is not built", shim.display());
-        let rel = shim.strip_prefix(root()).unwrap().display().to_string();
-        assert!(text.contains(&format!("/bin/setup\" --build-missing {rel} ")), "{rel} does not build itself");
+        assert!(text.contains(&format!("/release/{binary}\"")), "{path} does not run {binary}");
+        assert!(bin(binary).exists(), "{path} runs {binary}, which is not built");
+        assert!(text.contains(&format!("/bin/setup\" --build-missing {path} ")), "{path} does not build itself");
         let out = Command::new(&shim).env("CARGO_TARGET_DIR", &empty).env("CRUDDUR_NO_BUILD", "1").output().unwrap();
         assert_eq!(out.status.code(), Some(127));
         assert!(stderr(&out).contains("not built yet; run ./bin/setup"), "{}", stderr(&out));
-        let target = bin(name).parent().and_then(|p| p.parent()).unwrap().to_path_buf();
+        let target = bin(binary).parent().and_then(|p| p.parent()).unwrap().to_path_buf();
         let help = Command::new(&shim).arg("--help").env("CARGO_TARGET_DIR", target).output().unwrap();
-        assert!(help.status.success() && stdout(&help).contains("Usage"), "{}", shim.display());
+        assert!(help.status.success() && stdout(&help).contains("Usage"), "{path}");
+    }
+}
+
+/// README's scripts table has a row for each crate's scripts (its first script opens the row, the
+/// others are named in it), and every shim it names is a script of the manifests.
+#[test]
+fn readme_scripts_table_follows_the_manifests() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let table = readme.split("\n## Scripts\n").nth(1).expect("README has a Scripts section");
+    let rows: Vec<&str> = table.lines().skip_while(|l| !l.starts_with('|')).take_while(|l| l.starts_with('|')).collect();
+    let opening = |row: &str| row.trim_start_matches("| `").split([' ', '`']).next().unwrap_or_default().to_string();
+    let scripts = scripts();
+    for s in &scripts {
+        let siblings: Vec<&Script> = scripts.iter().filter(|o| o.package == s.package).collect();
+        let (first, row) = siblings
+            .iter()
+            .find_map(|o| rows.iter().find(|r| opening(r) == o.path).map(|r| (&o.path, r)))
+            .unwrap_or_else(|| panic!("README's scripts table has no row for {} (nor for the other scripts of {})", s.path, s.package));
+        let name = s.path.rsplit('/').next().unwrap();
+        let named = row.contains(&format!("`{}`", s.path)) || row.contains(&format!("`{name}`"));
+        assert!(s.path == *first || named, "README's row of {first} does not name {} (as `{name}` or its path)", s.path);
+    }
+    for row in &rows {
+        let path = opening(row);
+        let is_shim = std::fs::read_to_string(root().join(&path)).is_ok_and(|t| t.lines().any(|l| l == "exec \"$b\" \"$@\""));
+        assert!(!is_shim || scripts.iter().any(|s| s.path == path), "README names {path}, which no crate's manifest declares");
     }
 }
 
 /// ./bin/setup builds a few packages, ./bin/test the whole workspace: every dependency they share
-/// gets the same features in both (ddb-core's lines for the rest of the workspace), or the second
-/// build compiles hyper, serde and the AWS SDK above them again. Only ddb-core's own differ.
+/// gets the same features in both (crates/workspace-hack, kept by cargo hakari, sees to that), or
+/// the second build compiles hyper, serde and the AWS SDK above them again. Only ddb-core's and
+/// ddb-cli's own differ (the cognito feature).
 #[test]
 fn setup_packages_and_the_workspace_build_shared_dependencies_alike() {
     let features = |select: &[String]| -> std::collections::BTreeMap<String, String> {
@@ -126,9 +225,8 @@ fn setup_packages_and_the_workspace_build_shared_dependencies_alike() {
             .map(|(p, f)| (p.replace(" (proc-macro)", "").trim().to_string(), f.trim().to_string()))
             .collect()
     };
-    let setup = std::fs::read_to_string(root().join("bin/setup")).unwrap();
-    let first = setup.lines().find_map(|l| l.strip_prefix("FIRST=(")).expect("bin/setup names its FIRST packages");
-    let select: Vec<String> = first.trim_end_matches(')').split_whitespace().map(|p| format!("--package={p}")).collect();
+    let mut select: Vec<String> = scripts().into_iter().filter(|s| s.build == "first").map(|s| format!("--package={}", s.package)).collect();
+    select.dedup();
     assert!(select.len() >= 5, "{select:?}");
     let (ours, all) = (features(&select), features(&["--workspace".to_string()]));
     let differ: Vec<String> = ours
