@@ -268,7 +268,7 @@ impl Lease {
                 Ok(h) if h.token == me.token => return Ok(self.took(me)),
                 Err(why) => {
                     progress.note(&format!(
-                        "the {} lock's item (pk = sk = {LOCK_PREFIX}{}) in table {} is unreadable ({why}); taking it over as expired",
+                        "the {} lock's item ({PK} = {SK} = {LOCK_PREFIX}{}) in table {} is unreadable ({why}); taking it over as expired",
                         self.name, self.name, ddb.table
                     ));
                     seen
@@ -317,10 +317,11 @@ impl Lease {
             item.insert("process".to_string(), s(&p));
         }
         let mut req = ddb.client.put_item().table_name(&ddb.table).set_item(Some(item));
+        req = req.expression_attribute_names("#pk", PK);
         req = match over {
-            None => req.condition_expression("attribute_not_exists(pk)"),
+            None => req.condition_expression("attribute_not_exists(#pk)"),
             Some(old) => {
-                let mut cond = vec!["attribute_exists(pk)".to_string()];
+                let mut cond = vec!["attribute_exists(#pk)".to_string()];
                 for (i, name) in LOCK_ATTRS.iter().enumerate() {
                     req = req.expression_attribute_names(format!("#a{i}"), *name);
                     match old.get(*name) {

@@ -219,7 +219,8 @@ pub async fn create_message(ddb: &Ddb, group: Uuid, sender: &User, text: &str) -
             .put_item()
             .table_name(&ddb.table)
             .set_item(Some(attempt.to_item()))
-            .condition_expression("attribute_not_exists(pk)")
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
             .send()
             .await;
         match res {

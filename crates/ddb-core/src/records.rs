@@ -134,7 +134,7 @@ impl Reader<'_> {
     }
     fn prefixed(&self, prefix: &str) -> Result<Uuid> {
         let pk = self.str(PK)?;
-        let rest = pk.strip_prefix(prefix).ok_or_else(|| self.bad(format!("pk does not start with {prefix}")))?;
+        let rest = pk.strip_prefix(prefix).ok_or_else(|| self.bad(format!("{PK} does not start with {prefix}")))?;
         self.uuid_in(PK, rest)
     }
 }

@@ -1,8 +1,9 @@
 //! End-to-end tests: the real binaries against DynamoDB Local and Postgres, both real, started
 //! or created by the tests themselves.
 //!
-//! - `architecture`: ARCHITECTURE.md's invariants: the crate graph, a library that never prints,
-//!   thin scripts, the table's names defined once.
+//! - `architecture`: ARCHITECTURE.md's invariants over every crate's files: the crate graph, a
+//!   library that never prints, thin binaries that print through ddb-cli, the table's names and
+//!   keys spelled once, short functions and files.
 //! - `tables`: schema-load, list-tables, drop, scan; unreachable endpoints and usage errors.
 //! - `seed`: the course seed, bad inputs, re-runs, crashes and scale mode.
 //! - `patterns`: access patterns A-D and their scripts.
@@ -28,7 +29,8 @@
 //!   DynamoDB.
 //! - `reliability`: faults through a proxy, killed servers and processes, the bad inputs of
 //!   docs/bad-inputs.json.
-//! - `files`: docker-compose.yml, .gitpod.yml and the bin/ shims stay valid; docs/bad-inputs.md
+//! - `files`: docker-compose.yml, .gitpod.yml and the bin/ shims stay valid; the scripts of the
+//!   crates' manifests are what bin/setup, the shims and README's table name; docs/bad-inputs.md
 //!   is what its data renders.
 //! - `output`: human-readable output escapes control characters of the data; columns by width.
 //! - `state_file`: the stream worker's default state file name fits any table name.
