@@ -247,6 +247,21 @@ impl TestTable {
         c
     }
 
+    /// A stream worker of the test's own on this table (quiet, polling every 50 ms, its position
+    /// in `state`, its output discarded), killed when dropped.
+    pub fn worker(&self, state: &Path) -> Guarded {
+        let child = self
+            .cmd("stream-worker")
+            .args(["--quiet", "--idle-ms", "50", "--state"])
+            .arg(state)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn stream-worker");
+        Guarded::new(child)
+    }
+
     /// Runs `seed ARGS --quiet` against this table and `db` to its end.
     pub fn seed(&self, db: &TestDb, args: &[&str]) -> Output {
         self.seed_cmd(db, args).output().expect("run seed")

@@ -53,17 +53,7 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 
 /// A stream worker of the test's own, stopped when dropped.
 fn worker(t: &TestTable) -> Guarded {
-    let state = std::env::temp_dir().join(format!("edges-worker-{}.json", Uuid::new_v4().simple()));
-    let child = t
-        .cmd("stream-worker")
-        .args(["--idle-ms", "50", "--quiet", "--state"])
-        .arg(state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Guarded::new(child)
+    t.worker(&std::env::temp_dir().join(format!("edges-worker-{}.json", Uuid::new_v4().simple())))
 }
 
 fn create_message(t: &TestTable, db: &TestDb, group: Uuid, handle: &str, text: &str) -> std::process::Output {

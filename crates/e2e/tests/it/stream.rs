@@ -9,7 +9,7 @@ use ddb_core::seed::{group_uuid, COURSE_GROUP};
 use ddb_core::stream::{handle, EventKind, Record};
 use e2e::*;
 use std::collections::HashMap;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -41,52 +41,24 @@ fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> 
     None
 }
 
-struct Worker {
-    child: Child,
-}
-
-impl Worker {
-    fn start(t: &TestTable, state: &std::path::Path) -> Worker {
-        let child = t
-            .cmd("stream-worker")
-            .args(["--quiet", "--idle-ms", "50", "--state"])
-            .arg(state)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Worker { child }
-    }
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 fn state_file() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("stream-state-{}.json", Uuid::new_v4().simple()))
 }
 
 #[test]
-fn create_message_moves_both_group_rows_within_two_seconds() {
+fn create_message_moves_both_group_rows() {
     let server = DynamoLocal::start();
     let (t, db) = seeded(&server, "sw", &[]);
     let state = state_file();
-    let _worker = Worker::start(&t, &state);
+    let _worker = t.worker(&state);
     let out = t.run_db("create-message", &db, &[&COURSE_GROUP.to_string(), "bayko", "fresh off the stream"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let took = wait_until(Duration::from_secs(2), || {
+    // How fast is bench/stream's question (p99 lag); here only that they follow, with a watchdog.
+    let took = wait_until(Duration::from_secs(120), || {
         let rows = t.group_rows();
         rows.len() == 2 && rows.iter().all(|g| g.message == "fresh off the stream")
     });
-    assert!(took.is_some(), "group rows did not follow within 2 s: {:?}", t.group_rows());
+    assert!(took.is_some(), "group rows did not follow within 120 s: {:?}", t.group_rows());
     let newest = newest_by_group(&t);
     let rows = t.group_rows();
     assert_eq!(rows.len(), 2, "still exactly two group rows");
@@ -103,7 +75,7 @@ fn bursts_across_groups_end_current_even_with_the_worker_killed_midway() {
     let u = db.users(&COURSE_HANDLES);
     assert_eq!(t.group_rows().len(), 20);
     let state = state_file();
-    let mut worker = Worker::start(&t, &state);
+    let mut worker = t.worker(&state);
     let send = |range: std::ops::Range<u64>| {
         block_on(futures::future::join_all(range.map(|i| {
             let sender = if i % 2 == 0 { &u["bayko"] } else { &u["yaya2devops"] };
@@ -115,7 +87,7 @@ fn bursts_across_groups_end_current_even_with_the_worker_killed_midway() {
     std::thread::sleep(Duration::from_millis(300));
     worker.kill();
     send(50..100);
-    let mut worker = Worker::start(&t, &state);
+    let mut worker = t.worker(&state);
     assert!(wait_until(Duration::from_secs(30), || all_current(&t)).is_some(), "group rows not current: {:?}", t.group_rows());
     let rows = t.group_rows();
     assert_eq!(rows.len(), 20, "the number of group rows is unchanged");

@@ -190,7 +190,8 @@ fn nothing_listening_is_one_clear_line_within_seconds() {
         assert_eq!(err.lines().count(), 1, "{bin_name}: {err}");
         assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("./bin/local/up"), "{bin_name}: {err}");
         assert!(!err.contains("panicked"), "{err}");
-        assert!(took < Duration::from_secs(5), "{bin_name} took {took:?}");
+        // Far below the retries of a 10 s timeout, far above a loaded machine's process start.
+        assert!(took < Duration::from_secs(20), "{bin_name} took {took:?}");
     }
 }
 
