@@ -177,6 +177,35 @@ pub fn ddb_at(endpoint: &str, table: &str) -> Ddb {
     ddb
 }
 
+/// A folder of the test's own under the system's temporary folder (state files, logs, homes),
+/// removed with everything in it when dropped, so that runs leave nothing behind.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `TMP/TAG-UUID/`.
+    pub fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{tag}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).expect("create a temporary folder");
+        TempDir(path)
+    }
+
+    /// The path of `name` in it.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A unique table name for one test.
 pub fn table_name(tag: &str) -> String {
     format!("t-{tag}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])

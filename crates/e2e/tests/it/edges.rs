@@ -51,9 +51,10 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-/// A stream worker of the test's own, stopped when dropped.
-fn worker(t: &TestTable) -> Guarded {
-    t.worker(&std::env::temp_dir().join(format!("edges-worker-{}.json", Uuid::new_v4().simple())))
+/// A stream worker of the test's own, stopped when dropped (then its state folder goes).
+fn worker(t: &TestTable) -> (Guarded, TempDir) {
+    let dir = TempDir::new("edges-worker");
+    (t.worker(&dir.join("state.json")), dir)
 }
 
 fn create_message(t: &TestTable, db: &TestDb, group: Uuid, handle: &str, text: &str) -> std::process::Output {

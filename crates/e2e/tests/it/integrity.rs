@@ -216,14 +216,13 @@ fn a_reseed_removes_the_rows_of_earlier_runs_whoever_the_members_were() {
 struct Worker {
     child: Child,
     log: std::path::PathBuf,
-    state: std::path::PathBuf,
+    _dir: TempDir,
 }
 
 impl Worker {
     fn start(t: &TestTable) -> Worker {
-        let id = Uuid::new_v4().simple().to_string();
-        let log = std::env::temp_dir().join(format!("worker-{id}.log"));
-        let state = std::env::temp_dir().join(format!("worker-{id}.json"));
+        let dir = TempDir::new("integrity-worker");
+        let (log, state) = (dir.join("worker.log"), dir.join("state.json"));
         let child = t
             .cmd("stream-worker")
             .args(["--idle-ms", "50", "--state"])
@@ -233,7 +232,7 @@ impl Worker {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Worker { child, log, state }
+        Worker { child, log, _dir: dir }
     }
 
     fn log(&self) -> String {
@@ -245,8 +244,6 @@ impl Drop for Worker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-        let _ = std::fs::remove_file(&self.state);
     }
 }
 

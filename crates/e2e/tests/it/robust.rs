@@ -79,7 +79,8 @@ fn a_postgres_that_never_answers_is_one_line_naming_the_timeout() {
 #[test]
 fn the_stream_worker_keeps_trying_a_silent_server_and_says_so() {
     let silent = SilentServer::start();
-    let state = std::env::temp_dir().join(format!("worker-silent-{}.json", uuid::Uuid::new_v4().simple()));
+    let dir = TempDir::new("worker-silent");
+    let state = dir.join("state.json");
     let mut child = clean_cmd("stream-worker")
         .args(["--wait-for-table", "--state"])
         .arg(&state)
@@ -113,7 +114,6 @@ fn the_stream_worker_keeps_trying_a_silent_server_and_says_so() {
     assert!(note.starts_with("stream-worker: waiting for table") && note.contains(&format!("{} did not answer within 10 s", silent.url())), "{note}");
     assert!(silent.accepted() >= 2, "the worker did not ask again");
     assert!(still_running, "the worker gave up");
-    let _ = std::fs::remove_file(&state);
 }
 
 /// Runs `cmd` with its stdout a pipe whose reading end is already closed.

@@ -41,15 +41,17 @@ fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> 
     None
 }
 
-fn state_file() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("stream-state-{}.json", Uuid::new_v4().simple()))
+/// A worker's state folder, removed at the end of the test.
+fn state_dir() -> TempDir {
+    TempDir::new("stream-state")
 }
 
 #[test]
 fn create_message_moves_both_group_rows() {
     let server = DynamoLocal::start();
     let (t, db) = seeded(&server, "sw", &[]);
-    let state = state_file();
+    let dir = state_dir();
+    let state = dir.join("state.json");
     let _worker = t.worker(&state);
     let out = t.run_db("create-message", &db, &[&COURSE_GROUP.to_string(), "bayko", "fresh off the stream"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -63,7 +65,6 @@ fn create_message_moves_both_group_rows() {
     let rows = t.group_rows();
     assert_eq!(rows.len(), 2, "still exactly two group rows");
     assert!(rows.iter().all(|g| g.last_message_at == newest[&COURSE_GROUP].created_at));
-    let _ = std::fs::remove_file(state);
 }
 
 /// 100 messages over 10 conversations in one burst, with the worker killed and restarted in the
@@ -74,7 +75,8 @@ fn bursts_across_groups_end_current_even_with_the_worker_killed_midway() {
     let (t, db) = seeded(&server, "swburst", &["--messages", "10", "--groups", "10"]);
     let u = db.users(&COURSE_HANDLES);
     assert_eq!(t.group_rows().len(), 20);
-    let state = state_file();
+    let dir = state_dir();
+    let state = dir.join("state.json");
     let mut worker = t.worker(&state);
     let send = |range: std::ops::Range<u64>| {
         block_on(futures::future::join_all(range.map(|i| {
@@ -100,7 +102,6 @@ fn bursts_across_groups_end_current_even_with_the_worker_killed_midway() {
     worker.kill();
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert!(saved["shards"].as_object().is_some_and(|s| s.values().any(|p| p["last"].is_string())), "{saved}");
-    let _ = std::fs::remove_file(state);
 }
 
 fn record(seq: &str, kind: EventKind, m: &MessageRow) -> Record {
@@ -170,7 +171,8 @@ fn the_handler_is_idempotent_ignores_older_messages_and_removes() {
 #[test]
 fn the_worker_refuses_a_table_without_a_stream_and_a_missing_table() {
     let t = TestTable::missing(DynamoLocal::shared());
-    let out = t.cmd("stream-worker").args(["--state"]).arg(state_file()).output().unwrap();
+    let dir = state_dir();
+    let out = t.cmd("stream-worker").args(["--state"]).arg(dir.join("state.json")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("does not exist") && stderr(&out).contains("schema-load"), "{}", stderr(&out));
     // A table made without a stream (not by schema-load).
@@ -183,7 +185,7 @@ fn the_worker_refuses_a_table_without_a_stream_and_a_missing_table() {
     let out = clean_cmd("stream-worker")
         .env("AWS_ENDPOINT_URL", &DynamoLocal::shared().endpoint)
         .args(["--table", &name, "--state"])
-        .arg(state_file())
+        .arg(dir.join("other.json"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -195,10 +197,11 @@ fn the_worker_refuses_a_table_without_a_stream_and_a_missing_table() {
 fn the_worker_stops_cleanly_on_sigterm_and_saves_its_position() {
     let server = DynamoLocal::start();
     let (t, _db) = seeded(&server, "swterm", &[]);
-    let state = state_file();
+    let dir = state_dir();
+    let state = dir.join("state.json");
     let child =
         t.cmd("stream-worker").args(["--state"]).arg(&state).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    assert!(wait_until(Duration::from_secs(20), || state.exists()).is_some(), "no state file written");
+    assert!(wait_until(Duration::from_secs(120), || state.exists()).is_some(), "no state file written");
     let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -207,5 +210,4 @@ fn the_worker_stops_cleanly_on_sigterm_and_saves_its_position() {
     let err = stderr(&out);
     let records: Option<u64> = err.split("stream-worker: stopped after ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok());
     assert!(records.is_some_and(|n| n >= 28), "{err}");
-    let _ = std::fs::remove_file(state);
 }
