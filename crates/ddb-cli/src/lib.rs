@@ -36,7 +36,7 @@ mod text;
 #[cfg(feature = "cognito")]
 pub use cognito::{CognitoArgs, CognitoTargetArgs};
 pub use flags::{parse_uuid, word_and_prod, DdbArgs, DdbFlags, PageArgs, PgArgs, Prod, TargetArgs};
-pub use output::{print_json, print_json_line, JsonLines};
+pub use output::{print_json, print_json_line, warn_skipped, JsonLines, OutputError};
 pub use progress::Bar;
 pub use run::{error_text, main, parse, run, usage, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE};
 pub use session::{confirm, shutdown_signal, state_file, MAX_STATE_NAME};

@@ -14,8 +14,34 @@ use std::io::{self, Write};
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use ::std::io::Write as _;
-        ::std::writeln!(::std::io::stdout().lock(), $($arg)*)
+        ::std::writeln!(::std::io::stdout().lock(), $($arg)*).map_err($crate::OutputError)
     }};
+}
+
+/// A write to standard output that failed (a full disk, a closed pipe): said as such, with the
+/// system's reason as its source, so that `> /dev/full` is not a bare "No space left on device".
+#[derive(Debug)]
+pub struct OutputError(pub io::Error);
+
+impl std::fmt::Display for OutputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cannot write to standard output")
+    }
+}
+
+impl std::error::Error for OutputError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// An error of writing JSON to stdout: the output's own ([`OutputError`]) or serde_json's.
+fn json_error(e: serde_json::Error) -> anyhow::Error {
+    if e.is_io() {
+        OutputError(e.into()).into()
+    } else {
+        e.into()
+    }
 }
 
 /// `eprintln!` for the binaries: a line on stderr, and no panic when stderr is gone (there is
@@ -28,19 +54,27 @@ macro_rules! errln {
     }};
 }
 
+/// A warning on stderr for each item that a listing left out because it does not read as a row
+/// ([`ddb_core::patterns::Listing::skipped`]), escaped: the rest of the listing is shown.
+pub fn warn_skipped(skipped: &[String]) {
+    for e in skipped {
+        errln!("warning: {}; left out of this listing (./bin/ddb/check lists every such item)", crate::escape(e));
+    }
+}
+
 /// Pretty JSON on stdout, as the course's `json.dumps(..., indent=2)`.
 pub fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
-    write_json(&mut out, v, PrettyFormatter::new())?;
-    out.write_all(b"\n")?;
+    write_json(&mut out, v, PrettyFormatter::new()).map_err(json_error)?;
+    out.write_all(b"\n").map_err(OutputError)?;
     Ok(())
 }
 
 /// One line of JSON on stdout: the machine-readable output of `--json` (bench/ reads it).
 pub fn print_json_line(v: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
-    write_json(&mut out, v, CompactFormatter)?;
-    out.write_all(b"\n")?;
+    write_json(&mut out, v, CompactFormatter).map_err(json_error)?;
+    out.write_all(b"\n").map_err(OutputError)?;
     Ok(())
 }
 
@@ -55,14 +89,14 @@ impl JsonLines {
 
     /// Writes `v` as one line.
     pub fn write(&mut self, v: &impl serde::Serialize) -> anyhow::Result<()> {
-        write_json(&mut self.0, v, CompactFormatter)?;
-        self.0.write_all(b"\n")?;
+        write_json(&mut self.0, v, CompactFormatter).map_err(json_error)?;
+        self.0.write_all(b"\n").map_err(OutputError)?;
         Ok(())
     }
 
     /// Writes out what is buffered.
     pub fn flush(&mut self) -> anyhow::Result<()> {
-        Ok(self.0.flush()?)
+        Ok(self.0.flush().map_err(OutputError)?)
     }
 }
 

@@ -12,10 +12,31 @@ use unicode_width::UnicodeWidthChar;
 
 /// True for the characters that [`escape`] writes as an escape: the control characters (C0
 /// U+0000-U+001F, DEL U+007F, C1 U+0080-U+009F), the bidirectional formatting characters
-/// (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069) and the line and paragraph separators
-/// (U+2028, U+2029).
+/// (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), the line and paragraph separators
+/// (U+2028, U+2029), and the invisible format characters that make two texts look the same (a
+/// handle `bay` U+200B `ko` beside `bayko`): the soft hyphen U+00AD, U+034F, U+115F, U+1160,
+/// U+180E, U+200B-U+200D, U+2060-U+2064, U+206A-U+206F, U+3164, U+FEFF, U+FFA0, U+FFF9-U+FFFB
+/// and the tags U+E0000-U+E007F. (An emoji sequence joined by U+200D then shows its joiners: a
+/// price paid for handles that cannot pass for others.)
 pub(crate) fn needs_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{34f}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200d}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{206a}'..='\u{206f}'
+                | '\u{3164}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{e0000}'..='\u{e007f}'
+        )
 }
 
 /// `s` as it may be shown on a terminal: `\n`, `\r` and `\t` for newline, carriage return and
@@ -171,6 +192,8 @@ mod tests {
         assert_eq!(escape("a\u{1b}]52;c;aGk=\u{7}b"), "a\\u{1b}]52;c;aGk=\\u{7}b");
         assert_eq!(escape("\0\r\n\t\u{7f}\u{9b}\u{202e}"), "\\u{0}\\r\\n\\t\\u{7f}\\u{9b}\\u{202e}");
         assert_eq!(escape("C:\\dir"), "C:\\\\dir");
+        // Invisible characters that would let one handle pass for another.
+        assert_eq!(escape("bay\u{200b}ko \u{feff}x\u{ad}\u{e0041}"), "bay\\u{200b}ko \\u{feff}x\\u{ad}\\u{e0041}");
     }
 
     #[test]

@@ -56,6 +56,15 @@ impl Error {
                 if code == "ValidationException" && SHAPE_MESSAGES.iter().any(|m| message.contains(m)) {
                     message.push_str(": the table's shape differs from ours: run ./bin/ddb/schema-load to see how");
                 }
+                // No error code at all: the answer was not one of the service's (a web server or
+                // another program on the port).
+                if code == "Unknown" && !ctx.target.is_aws() {
+                    message.push_str(&format!(
+                        ": {} answered, but not as {} does: is that the right endpoint? (./bin/local/status tells what runs on the local port)",
+                        ctx.target.label(),
+                        ctx.service
+                    ));
+                }
                 Error::Service { service: ctx.service, op: ctx.op, code, message }
             }
         }

@@ -49,6 +49,9 @@ impl Cognito {
 
 /// The pool id from the flag or [`POOL_ENV`], or an error that says how to set it.
 pub fn pool_id(flag: Option<&str>) -> Result<String> {
+    if flag.is_some_and(|p| p.trim().is_empty()) {
+        return Err(Error::Usage("--user-pool-id is empty: give the pool's id (or leave the flag out to use AWS_COGNITO_USER_POOL_ID)".into()));
+    }
     flag.map(str::to_string)
         .or_else(|| std::env::var(POOL_ENV).ok())
         .filter(|p| !p.trim().is_empty())

@@ -309,6 +309,18 @@ pub fn input(msg: impl Display) -> Error {
     Error::Input(msg.to_string())
 }
 
+/// `text` in double quotes, as it is: messages quote data this way, not with `{:?}`, because
+/// whoever prints them escapes what a terminal must not see (ddb-cli's `escape`, the Lambda's log)
+/// and Debug's own escapes would show doubled (`'\\0'`).
+pub fn quoted(text: &str) -> String {
+    format!("\"{text}\"")
+}
+
+/// A character as its code point, `U+0000`: how messages name a control character.
+pub fn code_point(c: char) -> String {
+    format!("U+{:04X}", u32::from(c))
+}
+
 /// `text` on one line: an error is one line of stderr, whatever the SDK's messages hold.
 pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")

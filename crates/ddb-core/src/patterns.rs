@@ -13,7 +13,7 @@
 //! partition's sort keys are unique, so `sk < cursor` continues exactly where a page stopped.
 
 use crate::conversation::{self, Applied, Attempt, Change};
-use crate::error::{input, Error, Result};
+use crate::error::{input, quoted, Error, Result};
 use crate::records::{check_text, format_ts, item_size, now, parse_ts, Item, MessageGroupRow, MessageRow, User, MAX_ITEM_BYTES};
 use crate::table::{PK, SK};
 use crate::Ddb;
@@ -60,7 +60,7 @@ impl Page {
         let Some(c) = &self.before else {
             return Ok(None);
         };
-        let bad = |why: String| input(format!("cursor {c:?} is not a timestamp of the table ({why}); use a cursor that a listing printed"));
+        let bad = |why: String| input(format!("cursor {} is not a timestamp of the table ({why}); use a cursor that a listing printed", quoted(c)));
         let t = parse_ts(c).map_err(|e| bad(e.to_string()))?;
         let sub_us = t.nanosecond() % 1000;
         let t = t
@@ -106,10 +106,28 @@ pub struct MessageGroup {
 pub struct Listing<T> {
     /// The rows, in the pattern's order.
     pub items: Vec<T>,
+    /// The items of the page that do not read as a row of the pattern (another client wrote
+    /// them, or edited them in the console): left out, each told by its error (its key and what is wrong),
+    /// so that one bad item does not hide a whole conversation.
+    pub skipped: Vec<String>,
     /// Pass as [`Page::before`] for the next (older) page; `None` on the last page.
     pub cursor: Option<String>,
     /// The query's raw answer (newest first, as DynamoDB returned it), for the course's printout.
     pub raw: QueryOutput,
+}
+
+impl<T> Listing<T> {
+    /// The page's items read by `read`: the rows, and the items that do not read, skipped.
+    fn read(raw: QueryOutput, read: impl Fn(&Item) -> Result<T>) -> Self {
+        let (mut items, mut skipped) = (Vec::new(), Vec::new());
+        for i in raw.items() {
+            match read(i) {
+                Ok(row) => items.push(row),
+                Err(e) => skipped.push(e.to_string()),
+            }
+        }
+        Listing { items, skipped, cursor: cursor_of(&raw), raw }
+    }
 }
 
 async fn query_newest(ddb: &Ddb, pk: String, page: &Page) -> Result<QueryOutput> {
@@ -137,45 +155,38 @@ fn cursor_of(out: &QueryOutput) -> Option<String> {
     out.last_evaluated_key().and_then(|k| k.get(SK)).and_then(|v| v.as_s().ok()).cloned()
 }
 
-/// A. The newest `page.limit` messages of `group` (older than the cursor), oldest first.
+/// A. The newest `page.limit` messages of `group` (older than the cursor), oldest first. Items
+/// of the partition that are not message rows are [`Listing::skipped`].
 pub async fn list_messages(ddb: &Ddb, group: Uuid, page: &Page) -> Result<Listing<Message>> {
     let raw = query_newest(ddb, MessageRow::pk_of(group), page).await?;
-    let mut items = raw
-        .items()
-        .iter()
-        .map(|i| {
-            let m = MessageRow::from_item(i)?;
-            Ok(Message {
-                uuid: m.message_uuid,
-                display_name: m.user_display_name,
-                handle: m.user_handle,
-                message: m.message,
-                created_at: format_ts(m.created_at),
-            })
+    let mut listing = Listing::read(raw, |i| {
+        let m = MessageRow::from_item(i)?;
+        Ok(Message {
+            uuid: m.message_uuid,
+            display_name: m.user_display_name,
+            handle: m.user_handle,
+            message: m.message,
+            created_at: format_ts(m.created_at),
         })
-        .collect::<Result<Vec<_>>>()?;
-    items.reverse();
-    Ok(Listing { items, cursor: cursor_of(&raw), raw })
+    });
+    listing.items.reverse();
+    Ok(listing)
 }
 
-/// B. `owner`'s conversations (older than the cursor), newest first.
+/// B. `owner`'s conversations (older than the cursor), newest first. Items of the partition that
+/// are not group rows are [`Listing::skipped`].
 pub async fn list_message_groups(ddb: &Ddb, owner: Uuid, page: &Page) -> Result<Listing<MessageGroup>> {
     let raw = query_newest(ddb, MessageGroupRow::pk_of(owner), page).await?;
-    let items = raw
-        .items()
-        .iter()
-        .map(|i| {
-            let g = MessageGroupRow::from_item(i)?;
-            Ok(MessageGroup {
-                uuid: g.message_group_uuid,
-                display_name: g.user_display_name,
-                handle: g.user_handle,
-                message: g.message,
-                created_at: format_ts(g.last_message_at),
-            })
+    Ok(Listing::read(raw, |i| {
+        let g = MessageGroupRow::from_item(i)?;
+        Ok(MessageGroup {
+            uuid: g.message_group_uuid,
+            display_name: g.user_display_name,
+            handle: g.user_handle,
+            message: g.message,
+            created_at: format_ts(g.last_message_at),
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Listing { items, cursor: cursor_of(&raw), raw })
+    }))
 }
 
 fn check_size(item: &Item) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Postgres: the course's `users` table, which the seed and the conversation scripts read and
 //! the Cognito sync updates.
 
-use crate::error::{root_cause, Error, Result};
+use crate::error::{quoted, root_cause, Error, Result};
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::future::Future;
@@ -106,6 +106,11 @@ fn pg_error(url: &str, what: Option<&str>, e: tokio_postgres::Error) -> Error {
                     QUERY_TIMEOUT.as_secs()
                 )
             }
+            // A column or table of another type or name: the app's `users` is not the course's.
+            "42703" | "42804" => format!(
+                "{doing}{}: the users table is not shaped as the course's (db/schema.sql): fix or drop it, or set CONNECTION_URL to another database",
+                db.message()
+            ),
             _ => format!("{doing}{}", db.message()),
         }
     } else if let Some(tls) = tls_problem(&cause) {
@@ -301,7 +306,7 @@ pub async fn users(url: &str, handles: &[&str]) -> Result<Vec<User>> {
     let found = db.users_by_handle(&wanted).await?;
     handles
         .iter()
-        .map(|h| found.get(*h).cloned().ok_or_else(|| Error::NotFound(format!("no user with handle {h} in database {}", db.url()))))
+        .map(|h| found.get(*h).cloned().ok_or_else(|| Error::NotFound(format!("no user with handle {} in database {}", quoted(h), db.url()))))
         .collect()
 }
 

@@ -4,7 +4,7 @@
 //! with microseconds and an explicit offset (`2026-11-24T08:27:06.123456+00:00`), so that string
 //! order is time order and every reader can parse what any writer wrote.
 
-use crate::error::{Error, Result};
+use crate::error::{quoted, Error, Result};
 use crate::table::{GRP_PREFIX, MSG_PREFIX, PK, SK};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
@@ -126,11 +126,11 @@ impl Reader<'_> {
         self.uuid_in(name, self.str(name)?)
     }
     fn uuid_in(&self, name: &str, v: &str) -> Result<Uuid> {
-        Uuid::parse_str(v).map_err(|e| self.bad(format!("{name} {v:?} is not a uuid: {e}")))
+        Uuid::parse_str(v).map_err(|e| self.bad(format!("{name} {} is not a uuid: {e}", quoted(v))))
     }
     fn ts(&self, name: &str) -> Result<OffsetDateTime> {
         let v = self.str(name)?;
-        parse_ts(v).map_err(|e| self.bad(format!("{name} {v:?} is not an RFC 3339 timestamp: {e}")))
+        parse_ts(v).map_err(|e| self.bad(format!("{name} {} is not an RFC 3339 timestamp: {e}", quoted(v))))
     }
     fn prefixed(&self, prefix: &str) -> Result<Uuid> {
         let pk = self.str(PK)?;

@@ -1,7 +1,7 @@
 //! The `cruddur-messages` table: its names, keys and index, defined once, and the calls that
 //! create, describe, list and delete tables.
 
-use crate::error::{input, Error, Result};
+use crate::error::{input, quoted, Error, Result};
 use crate::Ddb;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
@@ -54,16 +54,16 @@ pub fn validate_table_name(name: &str) -> Result<()> {
         return Err(input(format!("invalid table name {}: a table name has 3 to 255 characters, this one has {len}", shorten(name))));
     }
     if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
-        return Err(input(format!("invalid table name {}: {c:?} is not allowed (only a-z A-Z 0-9 _ - .)", shorten(name))));
+        return Err(input(format!("invalid table name {}: {} is not allowed (only a-z A-Z 0-9 _ - .)", shorten(name), quoted(&c.to_string()))));
     }
     Ok(())
 }
 
 fn shorten(s: &str) -> String {
     if s.chars().count() > 40 {
-        format!("{:?}...", s.chars().take(40).collect::<String>())
+        format!("{}...", quoted(&s.chars().take(40).collect::<String>()))
     } else {
-        format!("{s:?}")
+        quoted(s)
     }
 }
 

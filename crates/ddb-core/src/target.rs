@@ -14,7 +14,7 @@
 //! passed in to [`Settings::resolve_in`]): [`Resolved`] carries all that the SDK configuration
 //! ([`sdk_config`], in `target/config.rs`) takes from it.
 
-use crate::error::{Error, Result};
+use crate::error::{quoted, Error, Result};
 use std::fmt;
 
 mod config;
@@ -179,7 +179,8 @@ pub fn local_timeout(env: impl Fn(&str) -> Option<String>) -> Result<Option<std:
     match v.trim().parse::<u64>() {
         Ok(s) if (1..=3600).contains(&s) => Ok(Some(std::time::Duration::from_secs(s))),
         _ => Err(Error::Input(format!(
-            "{LOCAL_TIMEOUT_ENV}={v:?} is not a number of seconds from 1 to 3600 (how long a local endpoint may take to answer)"
+            "{LOCAL_TIMEOUT_ENV}={} is not a number of seconds from 1 to 3600 (how long a local endpoint may take to answer)",
+            quoted(&v)
         ))),
     }
 }
@@ -313,11 +314,12 @@ fn resolve_or(service: Service, prod: bool, endpoint_flag: Option<&str>, env: im
 pub fn check_endpoint(url: &str, origin: Origin) -> Result<String> {
     let shown = redact_url(url);
     let parsed = url::Url::parse(url.trim()).map_err(|e| {
-        origin.refuse(format!("malformed endpoint URL {shown:?} (from {origin}): {e}; expected something like http://localhost:8000"))
+        origin.refuse(format!("malformed endpoint URL {} (from {origin}): {e}; expected something like http://localhost:8000", quoted(&shown)))
     })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
         return Err(origin.refuse(format!(
-            "malformed endpoint URL {shown:?} (from {origin}): expected http:// or https:// and a host, like http://localhost:8000"
+            "malformed endpoint URL {} (from {origin}): expected http:// or https:// and a host, like http://localhost:8000",
+            quoted(&shown)
         )));
     }
     Ok(url.trim().trim_end_matches('/').to_string())
@@ -334,7 +336,7 @@ pub fn check_region(region: &str, origin: Origin) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(origin.refuse(format!("malformed AWS region {region:?} (from {origin}): expected something like us-east-1 or ca-central-1")))
+        Err(origin.refuse(format!("malformed AWS region {} (from {origin}): expected something like us-east-1 or ca-central-1", quoted(region))))
     }
 }
 

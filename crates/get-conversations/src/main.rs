@@ -52,6 +52,7 @@ fn main() -> ExitCode {
             Output::Lines => print_lines(&listing.items)?,
             Output::Json => cli::print_json(&listing.items)?,
         }
+        cli::warn_skipped(&listing.skipped);
         if listing.items.is_empty() {
             errln!("no messages in conversation {group} in table {} at {}", ddb.table, cli::escape(&ddb.target.label()));
         }

@@ -65,6 +65,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        cli::warn_skipped(&listing.skipped);
         if listing.items.is_empty() {
             errln!("{} has no conversations in table {} at {}", cli::escape(&handle), ddb.table, cli::escape(&ddb.target.label()));
         }

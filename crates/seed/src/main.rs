@@ -2,6 +2,7 @@
 //! the table; validated completely before the first write, idempotent, and fast at any size.
 #![deny(clippy::print_stdout)]
 
+use anyhow::Context as _;
 use clap::Parser;
 use ddb_cli::{self as cli, outln, Bar, DdbArgs, PgArgs};
 use ddb_core::seed::{self, SeedRequest};
@@ -67,10 +68,12 @@ fn main() -> ExitCode {
         let result = seed::run_until(&ddb, &plan, opts, &bar, &approve, cli::shutdown_signal()).await;
         bar.clear();
         let report = result?;
+        // The seed is written by now: a report that cannot be printed says so.
+        let done = || format!("the seed of table {} is done ({} items written)", ddb.table, report.written);
         if json {
-            return cli::print_json_line(&report.figures(&plan, &ddb));
+            return cli::print_json_line(&report.figures(&plan, &ddb)).with_context(done);
         }
-        outln!("{}", cli::escape(&report.summary(&plan, &ddb)))?;
+        outln!("{}", cli::escape(&report.summary(&plan, &ddb))).with_context(done)?;
         Ok(())
     })
 }

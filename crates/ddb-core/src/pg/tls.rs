@@ -229,16 +229,23 @@ impl MakeTlsConnect<Socket> for MakeRustls {
     type Error = io::Error;
 
     fn make_tls_connect(&mut self, domain: &str) -> io::Result<RustlsConnect> {
-        let name = ServerName::try_from(domain.to_string()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        Ok(RustlsConnect { config: self.config.clone(), name })
+        // Without TLS no name is needed: a Unix socket's path (postgresql:///db?host=/var/run/...)
+        // is no DNS name, and is no reason to fail a plain connection.
+        let Some(config) = self.config.clone() else {
+            return Ok(RustlsConnect(None));
+        };
+        let name = ServerName::try_from(domain.to_string()).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("TLS needs the server's host name, and {domain:?} is none ({e}): for a Unix socket, use sslmode=disable"),
+            )
+        })?;
+        Ok(RustlsConnect(Some((config, name))))
     }
 }
 
-/// One TLS handshake.
-pub(super) struct RustlsConnect {
-    config: Option<Arc<ClientConfig>>,
-    name: ServerName<'static>,
-}
+/// One TLS handshake: its configuration and the server's name (`None` without TLS).
+pub(super) struct RustlsConnect(Option<(Arc<ClientConfig>, ServerName<'static>)>);
 
 impl TlsConnect<Socket> for RustlsConnect {
     type Stream = RustlsStream;
@@ -248,8 +255,8 @@ impl TlsConnect<Socket> for RustlsConnect {
     fn connect(self, stream: Socket) -> Self::Future {
         Box::pin(async move {
             // Never without a configuration: tokio-postgres is then told sslmode=disable.
-            let config = self.config.ok_or_else(|| io::Error::other("TLS is not configured"))?;
-            let tls = tokio_rustls::TlsConnector::from(config).connect(self.name, stream).await?;
+            let (config, name) = self.0.ok_or_else(|| io::Error::other("TLS is not configured"))?;
+            let tls = tokio_rustls::TlsConnector::from(config).connect(name, stream).await?;
             Ok(RustlsStream(Box::new(tls)))
         })
     }

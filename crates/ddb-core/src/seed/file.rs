@@ -1,7 +1,7 @@
 //! Reading the conversation: a file of `Speaker: message` lines, and the map of speakers to the
 //! handles of Postgres `users`.
 
-use crate::error::{input, Error, Result};
+use crate::error::{code_point, input, quoted, Error, Result};
 use crate::records::is_forbidden_char;
 
 /// Who speaks: speaker name as written in the conversation, and the handle in `users`.
@@ -28,7 +28,7 @@ impl SpeakerMap {
             .split_once('=')
             .map(|(n, h)| (n.trim(), h.trim()))
             .filter(|(n, h)| !n.is_empty() && !h.is_empty())
-            .ok_or_else(|| Error::Usage(format!("speaker mapping {entry:?} is not of the form NAME=handle")))?;
+            .ok_or_else(|| Error::Usage(format!("speaker mapping {} is not of the form NAME=handle", quoted(entry))))?;
         self.0.retain(|(n, _)| n != name);
         self.0.push((name.to_string(), handle.to_string()));
         Ok(())
@@ -85,15 +85,15 @@ impl Conversation {
             }
             let at = |msg: String| input(format!("{source}:{lineno}: {msg}"));
             if let Some(c) = raw.chars().find(|c| is_forbidden_char(*c)) {
-                return Err(at(format!("control character {c:?} in the text; is this a binary file?")));
+                return Err(at(format!("control character {} in the text; is this a binary file?", code_point(c))));
             }
             let (speaker, message) = raw
                 .split_once(": ")
                 .filter(|(s, _)| !s.trim().is_empty())
-                .ok_or_else(|| at(format!("expected `Speaker: message`, got {:?}", preview(raw))))?;
-            let handle = speakers
-                .handle(speaker)
-                .ok_or_else(|| at(format!("unknown speaker {speaker:?}; map it with --speaker '{speaker}=HANDLE' (mapped: {})", speakers.names())))?;
+                .ok_or_else(|| at(format!("expected `Speaker: message`, got {}", quoted(&preview(raw)))))?;
+            let handle = speakers.handle(speaker).ok_or_else(|| {
+                at(format!("unknown speaker {}; map it with --speaker '{speaker}=HANDLE' (mapped: {})", quoted(speaker), speakers.names()))
+            })?;
             if message.trim().is_empty() {
                 return Err(at(format!("empty message from {speaker}")));
             }

@@ -3,7 +3,7 @@
 
 use super::file::{Conversation, SpeakerMap};
 use super::{group_uuid, COURSE_CONVERSATION, COURSE_SPEAKERS, FILLER_MESSAGE, MAX_GROUPS};
-use crate::error::{input, Error, Result};
+use crate::error::{input, quoted, Error, Result};
 use crate::records::{format_ts, item_size, MessageGroupRow, MessageRow, User, MAX_ITEM_BYTES};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -144,6 +144,24 @@ impl Default for SeedRequest {
     }
 }
 
+/// The largest conversation file the seed reads: far above any conversation a person writes
+/// (the course's is 2 KB, 20,000 lines about 1 MB), and a bound for a path such as /dev/zero.
+pub const MAX_CONVERSATION_BYTES: u64 = 64 * 1024 * 1024;
+
+/// All of `from` (`what`, for messages), at most [`MAX_CONVERSATION_BYTES`].
+fn read_bounded(from: impl std::io::Read, what: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(from, MAX_CONVERSATION_BYTES + 1), &mut bytes)
+        .map_err(|e| Error::io(format!("cannot read {what}"), e))?;
+    if bytes.len() as u64 > MAX_CONVERSATION_BYTES {
+        return Err(input(format!(
+            "{what} is larger than {} MiB: a conversation is lines of text (is it the right file?); seed many messages with --messages N instead",
+            MAX_CONVERSATION_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
 impl SeedRequest {
     /// The conversation with its speakers mapped to handles: everything that needs no server.
     pub fn conversation(&self) -> Result<Conversation> {
@@ -154,13 +172,13 @@ impl SeedRequest {
         match &self.conversation {
             // `-`, as create-message's TEXT: the conversation comes from standard input.
             Some(path) if path.as_os_str() == "-" => {
-                let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
-                    .map_err(|e| Error::io("cannot read the conversation from standard input", e))?;
+                let bytes = read_bounded(std::io::stdin(), "the conversation from standard input")?;
                 Conversation::parse(&bytes, "standard input", &speakers)
             }
             Some(path) => {
-                let bytes = std::fs::read(path).map_err(|e| Error::io(format!("cannot read conversation file {}", path.display()), e))?;
+                let what = format!("conversation file {}", path.display());
+                let file = std::fs::File::open(path).map_err(|e| Error::io(format!("cannot read {what}"), e))?;
+                let bytes = read_bounded(file, &what)?;
                 Conversation::parse(&bytes, &path.display().to_string(), &speakers)
             }
             None => Conversation::parse(COURSE_CONVERSATION.as_bytes(), "course-conversation.txt", &speakers),
@@ -188,7 +206,8 @@ impl SeedRequest {
             users.remove(h).ok_or_else(|| {
                 let line = conv.lines.iter().find(|l| l.handle == h).map_or(0, |l| l.lineno);
                 Error::NotFound(format!(
-                    "no user with handle {h} in database {} ({}:{line}); add the user, or map the speaker to another handle with --speaker",
+                    "no user with handle {} in database {} ({}:{line}); add the user, or map the speaker to another handle with --speaker",
+                    quoted(h),
                     db.url(),
                     conv.source
                 ))

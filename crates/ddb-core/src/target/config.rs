@@ -92,6 +92,11 @@ async fn check_profiles(profiles: &Profiles) -> Result<()> {
     let var = |name: &str| profiles.vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let config = var("AWS_CONFIG_FILE").unwrap_or_else(|| "~/.aws/config".into());
     let credentials = var("AWS_SHARED_CREDENTIALS_FILE").unwrap_or_else(|| "~/.aws/credentials".into());
+    for (path, variable) in [(&config, "AWS_CONFIG_FILE"), (&credentials, "AWS_SHARED_CREDENTIALS_FILE")] {
+        unreadable_file(path, var("HOME").as_deref()).map_or(Ok(()), |why| {
+            Err(Error::Input(format!("cannot use the AWS config file {path}: {why}; fix it, or point {variable} at a file")))
+        })?;
+    }
     let selected = profiles.selected.as_ref().map(|(name, _)| name.clone().into());
     let set = aws_config::profile::load(&Fs::real(), &env, &EnvConfigFiles::default(), selected).await.map_err(|e| {
         Error::Input(format!(
@@ -112,6 +117,21 @@ async fn check_profiles(profiles: &Profiles) -> Result<()> {
     Err(origin.refuse(format!(
         "AWS profile {name} (from {origin}) is not in {config} or {credentials} ({known}): create it with `aws configure --profile {name}` (or `aws configure sso`){unset}"
     )))
+}
+
+/// Why `path` (`~/` meaning `home`) cannot be read as an AWS config file, when it exists but is
+/// not a readable file: the SDK takes such a file as absent and then fails for want of a region
+/// or of credentials, which names neither the file nor the reason.
+fn unreadable_file(path: &str, home: Option<&str>) -> Option<String> {
+    let full = match (path.strip_prefix("~/"), home) {
+        (Some(rest), Some(home)) => std::path::Path::new(home).join(rest),
+        _ => std::path::PathBuf::from(path),
+    };
+    let meta = std::fs::metadata(&full).ok()?;
+    if !meta.is_file() {
+        return Some(if meta.is_dir() { "it is a directory, not a file".into() } else { "it is not a regular file".into() });
+    }
+    std::fs::File::open(&full).err().map(|e| e.to_string())
 }
 
 /// An error and its sources on one line: the SDK's parse error keeps the file and line below a

@@ -134,7 +134,7 @@ fn c_then_a_the_new_message_comes_last() {
     assert!(stderr(&out).contains(&format!("no conversation {other}")), "{}", stderr(&out));
     let out = t.run_db("create-message", &db, &[&COURSE_GROUP.to_string(), "nobody", "hi"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("no user with handle nobody in database"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no user with handle \"nobody\" in database"), "{}", stderr(&out));
     let out = t.run_db("create-message", &db, &["not-a-uuid", "bayko", "hi"]);
     assert_eq!(out.status.code(), Some(2), "a malformed uuid is a usage error");
     assert_eq!(t.items().len(), 27);
@@ -215,7 +215,7 @@ fn d_writes_all_three_rows_or_none() {
     let out = t.run_db("create-conversation", &db, &["bayko", "bayko", "hi"]);
     assert!(stderr(&out).contains("two different users"), "{}", stderr(&out));
     let out = t.run_db("create-conversation", &db, &["bayko", "nobody", "hi"]);
-    assert!(stderr(&out).contains("no user with handle nobody"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no user with handle \"nobody\""), "{}", stderr(&out));
     assert_eq!(t.items().len(), 4);
 }
 
@@ -238,10 +238,38 @@ fn script_errors_and_empty_conversations() {
     let out = t.run_db("list-conversations", &db, &["nobody"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("no user with handle nobody in database postgresql://"), "{err}");
+    assert!(err.contains("no user with handle \"nobody\" in database postgresql://"), "{err}");
     // --help everywhere.
     for name in ["get-conversations", "list-conversations", "create-message", "create-conversation", "stream-worker"] {
         let out = clean_cmd(name).arg("--help").output().unwrap();
         assert!(out.status.success() && stdout(&out).contains("Usage:"), "{name}");
     }
+}
+
+/// One item of another shape in a conversation's partition or in a user's inbox (the course app's
+/// naive timestamp, a number where a string belongs, an edit in the console) does not hide the
+/// rest: pattern A and B list every row that reads and name the item they left out.
+#[test]
+fn a_and_b_list_the_rows_that_read_and_name_the_item_they_leave_out() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (t, db) = seeded(DynamoLocal::shared(), "skip", &[]);
+    let mut naive = t.messages()[0].to_item();
+    naive.insert("sk".into(), AttributeValue::S("2026-12-08T01:16:00.123456".into()));
+    let mut number = t.group_rows().into_iter().find(|g| g.user_handle == "yaya2devops").unwrap().to_item();
+    number.insert("sk".into(), AttributeValue::S(format_ts(time::OffsetDateTime::now_utc() - time::Duration::days(3))));
+    number.insert("message".into(), AttributeValue::N("42".into()));
+    for item in [naive, number] {
+        block_on(t.client().put_item().table_name(&t.name).set_item(Some(item)).send()).unwrap();
+    }
+    let out = t.run("get-conversations", &["--output", "json", "--limit", "1000"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown.len(), 24, "every message that reads is listed");
+    let err = stderr(&out);
+    assert!(err.contains("warning: item (MSG#") && err.contains("2026-12-08T01:16:00.123456") && err.contains("./bin/ddb/check"), "{err}");
+    let out = t.run_db("list-conversations", &db, &["bayko", "--output", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let groups: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(groups.len(), 1, "the seeded conversation is listed: {groups:?}");
+    assert!(stderr(&out).contains("attribute message is not a string"), "{}", stderr(&out));
 }

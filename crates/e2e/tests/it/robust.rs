@@ -280,6 +280,42 @@ fn the_seed_tells_written_from_cleared_and_an_early_stop_from_a_late_one() {
     assert!(stderr(&out).contains("; the seed stopped while writing (2 of 26 items done); run it again"), "{}", stderr(&out));
 }
 
+/// A `users` table that is not the course's (no `handle` column): db-setup says so and what to do,
+/// not only Postgres's words.
+#[test]
+fn db_setup_names_a_users_table_of_another_shape() {
+    let db = TestDb::create();
+    db.exec("ALTER TABLE users DROP COLUMN handle");
+    let out = run_watched(clean_cmd("db-setup").env("CONNECTION_URL", &db.url), WATCHDOG);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.starts_with("error: ") && err.lines().count() == 1, "{err}");
+    assert!(err.contains("column \"handle\"") && err.contains("not shaped as the course's (db/schema.sql)"), "{err}");
+}
+
+/// CONNECTION_URL may name the server's Unix socket, as libpq's URLs do (`host=/var/run/...`):
+/// a plain connection needs no DNS name (it was refused as "invalid dns name"), and TLS over it
+/// says what to do.
+#[test]
+fn postgres_over_a_unix_socket_connects() {
+    let db = TestDb::create();
+    let dirs: String = block_on(async {
+        let c = ddb_core::pg::connect(&db.url).await.unwrap();
+        c.client().query_one("SHOW unix_socket_directories", &[]).await.unwrap().get(0)
+    });
+    let dir =
+        dirs.split(',').map(str::trim).find(|d| !d.is_empty()).unwrap_or_else(|| {
+            panic!("the tests' Postgres listens on no Unix socket (unix_socket_directories = {dirs:?}): set one in postgresql.conf")
+        });
+    let name = db.url.rsplit('/').next().unwrap();
+    let socket = format!("postgresql:///{name}?host={dir}&user=postgres");
+    let out = run_watched(clean_cmd("db-setup").arg("--check").env("CONNECTION_URL", &socket), WATCHDOG);
+    assert!(out.status.success() && stdout(&out).contains("users table with 2 row(s)"), "{}", stderr(&out));
+    let out = run_watched(clean_cmd("db-setup").arg("--check").env("CONNECTION_URL", format!("{socket}&sslmode=require")), WATCHDOG);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("for a Unix socket, use sslmode=disable"), "{}", stderr(&out));
+}
+
 #[test]
 fn postgres_over_tls_encrypts_and_checks_what_it_is_asked_to() {
     let db = TestDb::create();

@@ -144,7 +144,7 @@ fn bad_inputs_write_nothing() {
         written.iter().map(|(name, f, want)| (*name, vec!["--conversation", f.arg()], *want, 1)).collect();
     cases.extend([
         ("missing file", vec!["--conversation", "/nonexistent/conv.txt"], "cannot read conversation file /nonexistent/conv.txt", 1),
-        ("handle not in postgres", vec!["--speaker", "Fan=nobody", "--speaker", "Fan123=nobody"], "no user with handle nobody", 1),
+        ("handle not in postgres", vec!["--speaker", "Fan=nobody", "--speaker", "Fan123=nobody"], "no user with handle \"nobody\"", 1),
         // A flag's bad value is a usage error, also when it is found after parsing.
         ("bad speaker flag", vec!["--speaker", "Fan"], "NAME=handle", 2),
         ("more groups than messages", vec!["--groups", "25"], "--groups must be between 1 and the number of messages (24)", 2),
