@@ -49,6 +49,12 @@ struct Lambda {
 
 impl Lambda {
     fn start(bootstrap: &Path, t: &TestTable) -> Lambda {
+        Lambda::start_at(bootstrap, &t.endpoint, &t.name, LOCAL_TIMEOUT)
+    }
+
+    /// [`Lambda::start`] aimed at `endpoint` and `table`, waiting `timeout` for an answer
+    /// (`DDB_LOCAL_TIMEOUT`, as the scripts of the tests do).
+    fn start_at(bootstrap: &Path, endpoint: &str, table: &str, timeout: Duration) -> Lambda {
         let port = free_port();
         let emulator = serve(
             cargo_lambda("watch").args(["--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()]),
@@ -68,9 +74,9 @@ impl Lambda {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")
             .env("AWS_REGION", "ca-central-1")
-            .env("AWS_ENDPOINT_URL", &t.endpoint)
-            .env("DDB_LOCAL_TIMEOUT", LOCAL_TIMEOUT.as_secs().to_string())
-            .env("DDB_MESSAGE_TABLE", &t.name)
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("DDB_LOCAL_TIMEOUT", timeout.as_secs().to_string())
+            .env("DDB_MESSAGE_TABLE", table)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
@@ -435,6 +441,24 @@ fn a_batch_of_many_records_over_several_conversations_moves_every_group_row_once
     let log = lambda.log();
     assert!(log.contains("55 record(s), 45 message(s), 10 group row(s) moved, 0 failed"), "{log}");
     assert!(log.contains("55 record(s), 45 message(s), 0 group row(s) moved, 0 failed"), "{log}");
+}
+
+/// DDB_LOCAL_TIMEOUT, which every script honours, holds for the bootstrap aimed at a local
+/// endpoint too: against a server that never answers, the record is reported after 5 s, and the
+/// log names the 5 s (issue 20: the bootstrap ignored it and waited 10 s).
+#[test]
+fn the_bootstrap_waits_as_long_as_ddb_local_timeout_says() {
+    let silent = SilentServer::start();
+    let fixture = std::fs::read_to_string(root().join("crates/messaging-stream/tests/fixtures/dynamodb-event.json")).unwrap();
+    let fixture: Value = serde_json::from_str(&fixture).unwrap();
+    // The fixture's first record: a message INSERT of table cruddur-messages, sequence number 111.
+    let record = fixture["Records"][0].clone();
+    assert_eq!((record["eventName"].as_str(), record["dynamodb"]["SequenceNumber"].as_str()), (Some("INSERT"), Some("111")));
+    let mut lambda = Lambda::start_at(&bin("messaging-stream"), &silent.url(), "cruddur-messages", Duration::from_secs(5));
+    let response = lambda.invoke(&[record]);
+    assert_eq!(reported(&response), HashSet::from(["111".to_string()]), "{response}");
+    let log = lambda.log();
+    assert!(log.contains(&format!("DynamoDB at {} did not answer within 5 s (Query)", silent.url())), "{log}");
 }
 
 /// The files of a zip: name, unix mode, contents. Enough of the format for cargo-lambda's zips
