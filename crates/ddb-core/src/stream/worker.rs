@@ -96,6 +96,55 @@ fn lock_path(state: &Path) -> PathBuf {
     }
 }
 
+/// The largest state file the worker reads: a saved position takes about 100 bytes a shard, so
+/// this is far more than any stream's; a larger file is not one of ours, and reading it would take
+/// as much memory.
+pub const STATE_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Refuses a state path that exists and is not a regular file, or is larger than
+/// [`STATE_LIMIT`]: run before anything is created beside it (the lock file). A device such as
+/// `/dev/zero` would be read without end, a FIFO would block the read for ever, a directory
+/// would fail only at the first save. A path that does not exist is fine: the first save creates it.
+/// [`run`] checks it first; a caller may check it before it says anything.
+pub fn check_state(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) => state_shape(path, &m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(format!("cannot read the worker's state file {}", path.display()), e)),
+    }
+}
+
+/// [`check_state`] of a file whose metadata is `m`.
+fn state_shape(path: &Path, m: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_file() {
+        return if m.len() > STATE_LIMIT { Err(too_large(path, m.len())) } else { Ok(()) };
+    }
+    let kind = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    };
+    Err(input(format!(
+        "the worker's state file {} is {kind}, not a regular file: give --state the path of a file (one that does not exist yet is created)",
+        path.display()
+    )))
+}
+
+fn too_large(path: &Path, len: u64) -> Error {
+    input(format!(
+        "the worker's state file {} is {len} bytes, more than a state file of ours holds (at most 16 MiB): give --state another file, or delete it to start over",
+        path.display()
+    ))
+}
+
 impl Saved {
     /// Takes the state file `path` for this process, for as long as the returned file is kept: a
     /// second worker on the same file would save its positions over the first's. The kernel's
@@ -127,17 +176,26 @@ impl Saved {
     }
 
     /// The saved positions of stream `arn`: none when the file is missing or was another stream's.
+    /// The read is bounded by [`STATE_LIMIT`], and the file checked again first (it may have been
+    /// replaced since the start: opening a FIFO would block).
     fn load(path: &Path, arn: &str) -> Result<Positions> {
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let saved: Saved = serde_json::from_slice(&bytes)
-                    .map_err(|e| input(format!("the worker's state file {} is not readable ({e}); delete it to start over", path.display())))?;
-                // Another stream (the table was recreated, or DynamoDB Local restarted): start over.
-                Ok(if saved.stream_arn == arn { saved.shards } else { Positions::new() })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Positions::new()),
-            Err(e) => Err(Error::io(format!("cannot read the worker's state file {}", path.display()), e)),
+        let fail = |e: std::io::Error| Error::io(format!("cannot read the worker's state file {}", path.display()), e);
+        check_state(path)?;
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Positions::new()),
+            Err(e) => return Err(fail(e)),
+        };
+        state_shape(path, &file.metadata().map_err(fail)?)?;
+        let mut bytes = Vec::new();
+        file.take(STATE_LIMIT + 1).read_to_end(&mut bytes).map_err(fail)?;
+        if bytes.len() as u64 > STATE_LIMIT {
+            return Err(too_large(path, bytes.len() as u64));
         }
+        let saved: Saved = serde_json::from_slice(&bytes)
+            .map_err(|e| input(format!("the worker's state file {} is not readable ({e}); delete it to start over", path.display())))?;
+        // Another stream (the table was recreated, or DynamoDB Local restarted): start over.
+        Ok(if saved.stream_arn == arn { saved.shards } else { Positions::new() })
     }
 
     /// Saves atomically: a temporary file beside `path`, renamed over it. The temporary file has a
@@ -209,6 +267,7 @@ async fn stream_arn<S: Future>(
 /// Reads the stream until `shutdown` resolves. `report` is told about each batch and about waits. When
 /// the table is dropped and created again (a new stream), the worker follows the new stream.
 pub async fn run<S: Future>(ddb: &Ddb, streams: &Client, opts: &WorkerOptions, shutdown: S, report: &dyn Fn(Event)) -> Result<Totals> {
+    check_state(&opts.state)?;
     let _state_lock = Saved::lock(&opts.state)?;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut worker = Worker { ddb, opts, report, totals: Totals::default(), attempt: 0 };

@@ -33,7 +33,8 @@
 //!   crates' manifests are what bin/setup, the shims and README's table name; docs/bad-inputs.md
 //!   is what its data renders.
 //! - `output`: human-readable output escapes control characters of the data; columns by width.
-//! - `state_file`: the stream worker's default state file name fits any table name.
+//! - `state_file`: the stream worker's state file: its default name fits any table name; paths
+//!   that are no state file are refused.
 //! - `robust`: silent servers, closed pipes, odd `users` columns, cursors with offsets, prod
 //!   without credentials, Postgres over TLS, the local stack's scripts.
 

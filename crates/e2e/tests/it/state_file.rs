@@ -1,6 +1,7 @@
-//! The stream worker's default state file (`$XDG_STATE_HOME/cruddur-ddb/stream-ENDPOINT-TABLE.json`)
-//! has a name that a file system takes for every valid table name: DynamoDB allows 255
-//! characters, a file name 255 bytes. Issue 20, fault 12.
+//! The stream worker's state file. Its default name (`$XDG_STATE_HOME/cruddur-ddb/stream-ENDPOINT-TABLE.json`)
+//! is one that a file system takes for every valid table name: DynamoDB allows 255 characters, a
+//! file name 255 bytes (issue 20, fault 12). A state path that is no state file (a directory, a
+//! FIFO, a device, a file too large) is refused in one line that says what to do.
 
 use ddb_core::records::MessageRow;
 use e2e::*;
@@ -61,4 +62,66 @@ fn the_workers_default_state_file_fits_a_255_character_table_name() {
     assert!(log_text.contains(&format!("(state: {})", dir.join(&saved).display())), "the worker names the file it uses: {log_text}");
     let _ = std::fs::remove_dir_all(&home);
     let _ = std::fs::remove_file(&log);
+}
+
+/// A stream worker on `t` with `args`, run to its end under a watchdog, its address space bounded
+/// (4 GiB) so that a read without end fails it instead of the machine.
+fn worker_run(t: &TestTable, args: &[&str]) -> std::process::Output {
+    let worker = t.cmd("stream-worker");
+    let mut c = std::process::Command::new("bash");
+    c.args(["-c", "ulimit -v 4194304 && exec \"$0\" \"$@\""]).arg(worker.get_program()).args(args);
+    for (k, v) in worker.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    run_watched(&mut c, Duration::from_secs(120))
+}
+
+/// The worker's `error:` line, which must be its last line and its only error.
+fn error_line(out: &std::process::Output) -> String {
+    let err = stderr(out);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {err}");
+    assert_eq!(err.lines().last(), Some(errors[0]), "the error ends the run: {err}");
+    errors[0].to_string()
+}
+
+/// Issue 20: `--state /dev/zero` read without end (5.7 GB in 10 s) and created /dev/zero.lock; a
+/// FIFO blocked the worker for ever. A state path that is not a regular file (a directory, a
+/// FIFO, a device), or a file larger than a state file can be, is refused at start in one line
+/// naming it and what to do, before the lock file is created beside it.
+#[test]
+fn a_state_path_that_is_not_a_regular_file_or_too_large_is_refused_at_start() {
+    let t = TestTable::create(DynamoLocal::shared(), "statepath");
+    let dir = TempDir::new("state-path");
+    std::fs::create_dir(dir.join("dir")).unwrap();
+    let fifo = std::process::Command::new("mkfifo").arg(dir.join("fifo")).status().unwrap();
+    assert!(fifo.success());
+    // A device in the test's own folder: a link to /dev/zero (the lock would be zero.lock here).
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.json")).unwrap();
+    std::fs::File::create(dir.join("big.json")).unwrap().set_len(16 * 1024 * 1024 + 1).unwrap();
+    let cases = [
+        ("dir", "dir.lock", "is a directory, not a regular file: give --state the path of a file".to_string()),
+        ("fifo", "fifo.lock", "is a named pipe (FIFO), not a regular file: give --state the path of a file".to_string()),
+        ("zero.json", "zero.lock", "is a device, not a regular file: give --state the path of a file".to_string()),
+        (
+            "big.json",
+            "big.lock",
+            format!(
+                "is {} bytes, more than a state file of ours holds (at most 16 MiB): give --state another file, or delete it to start over",
+                16 * 1024 * 1024 + 1
+            ),
+        ),
+    ];
+    for (name, lock, says) in cases {
+        let path = dir.join(name);
+        let out = worker_run(&t, &["--state", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        let line = error_line(&out);
+        assert_eq!(stderr(&out).lines().count(), 1, "{name}: the refusal is the only line: {}", stderr(&out));
+        assert!(line.starts_with(&format!("error: the worker's state file {} {says}", path.display())), "{name}: {line}");
+        assert!(!dir.join(lock).exists(), "{name}: the lock file was created beside it");
+    }
 }
