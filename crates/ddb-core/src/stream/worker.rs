@@ -231,10 +231,13 @@ fn convert(r: &aws_sdk_dynamodbstreams::types::Record) -> Option<Record> {
     Some(Record { sequence_number: d.sequence_number()?.to_string(), kind, new_image: d.new_image().map(convert_image) })
 }
 
-/// The table's stream ARN; waits for the table when asked.
+/// The table's stream ARN; waits for the table when asked (`--wait-for-table`), saying so once.
+/// Once the worker has `started`, a server that does not answer is its caller's to wait for,
+/// with a line each time.
 async fn stream_arn<S: Future>(
     ddb: &Ddb,
     opts: &WorkerOptions,
+    started: bool,
     shutdown: &mut std::pin::Pin<&mut S>,
     report: &dyn Fn(Event),
 ) -> Result<Option<String>> {
@@ -249,7 +252,9 @@ async fn stream_arn<S: Future>(
                     }
                 };
             }
-            Err(e @ (Error::TableMissing { .. } | Error::Unreachable { .. })) if opts.wait_for_table => {
+            Err(e @ (Error::TableMissing { .. } | Error::Unreachable { .. }))
+                if opts.wait_for_table && !(started && matches!(e, Error::Unreachable { .. })) =>
+            {
                 if !said {
                     report(Event::Note(format!("waiting for table {} ({e})", ddb.table)));
                     said = true;
@@ -266,37 +271,47 @@ async fn stream_arn<S: Future>(
 
 /// Reads the stream until `shutdown` resolves. `report` is told about each batch and about waits. When
 /// the table is dropped and created again (a new stream), the worker follows the new stream.
+///
+/// At start, a table that is missing or a server that does not answer is an error, unless
+/// `wait_for_table`. Once the worker has found its stream, a server that goes away (killed,
+/// restarted, hung) or throttles is waited for, with or without `wait_for_table`: a line each
+/// time, another try every 2 s, until it answers again or `shutdown` resolves. A long-running
+/// worker rides out a restart of its server; the saved position makes going on cheap.
 pub async fn run<S: Future>(ddb: &Ddb, streams: &Client, opts: &WorkerOptions, shutdown: S, report: &dyn Fn(Event)) -> Result<Totals> {
     check_state(&opts.state)?;
     let _state_lock = Saved::lock(&opts.state)?;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut worker = Worker { ddb, opts, report, totals: Totals::default(), attempt: 0 };
     let mut start_at = opts.start_at;
+    let mut started = false;
     loop {
-        let Some(arn) = stream_arn(ddb, opts, &mut shutdown, report).await? else {
-            return Ok(worker.totals);
+        let flow = match stream_arn(ddb, opts, started, &mut shutdown, report).await {
+            Ok(None) => return Ok(worker.totals),
+            Ok(Some(arn)) => {
+                started = true;
+                let positions = Saved::load(&opts.state, &arn)?;
+                // LATEST only on the first start: later, a shard without a position is one to read whole.
+                let from = if positions.is_empty() { start_at } else { StartAt::TrimHorizon };
+                let reader = ShardReader::new(ddb, streams, &arn, from, positions).relist_every(RELIST);
+                worker.follow(reader, &mut shutdown).await
+            }
+            Err(e) => Err(e),
         };
-        let positions = Saved::load(&opts.state, &arn)?;
-        // LATEST only on the first start: later, a shard without a position is one to read whole.
-        let from = if positions.is_empty() { start_at } else { StartAt::TrimHorizon };
-        let reader = ShardReader::new(ddb, streams, &arn, from, positions).relist_every(RELIST);
-        match worker.follow(reader, &mut shutdown).await {
+        match flow {
             Ok(Flow::Stopped) => return Ok(worker.totals),
-            // In the background (--wait-for-table), a server that went away or throttles is
-            // waited for; the saved position makes the restart cheap.
-            Err(e) if opts.wait_for_table && e.is_transient() => {
-                report(Event::Note(format!("{e}; trying again in 2 s")));
+            Ok(Flow::StreamChanged) => {
+                report(Event::Note(format!("table {} was dropped or created again; following its new stream", ddb.table)));
+                // Everything of a new table's stream is new.
+                start_at = StartAt::TrimHorizon;
+            }
+            Err(e) if started && e.is_transient() => {
+                report(Event::Note(format!("{e}; trying again in 2 s (Ctrl-C stops the worker)")));
                 tokio::select! {
                     _ = shutdown.as_mut() => return Ok(worker.totals),
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
             }
             Err(e) => return Err(e),
-            Ok(Flow::StreamChanged) => {
-                report(Event::Note(format!("table {} was dropped or created again; following its new stream", ddb.table)));
-                // Everything of a new table's stream is new.
-                start_at = StartAt::TrimHorizon;
-            }
         }
     }
 }
@@ -386,8 +401,7 @@ impl Worker<'_> {
             return Ok(true);
         }
         self.totals.retries += 1;
-        // The next read of the stream meets the same server: it waits for it (--wait-for-table)
-        // or ends the worker with its error.
+        // The next read of the stream meets the same server: the worker waits for it (see [`run`]).
         if !outcome.unreachable {
             self.attempt += 1;
         }

@@ -7,7 +7,7 @@
 //! - `tables`: schema-load, list-tables, drop, scan; unreachable endpoints and usage errors.
 //! - `seed`: the course seed, bad inputs, re-runs, crashes and scale mode.
 //! - `patterns`: access patterns A-D and their scripts.
-//! - `stream`: pattern E, the handler and the stream worker.
+//! - `stream`: pattern E, the handler and the stream worker (which rides out a restart of its server).
 //! - `shards`: the stream shard reader that the worker and bench-tools' stream-lag share.
 //! - `lambda`: the messaging-stream bootstrap under the Lambda Runtime API emulator, on real stream
 //!   records; bin/lambda/build's provided.al2023 zip and its glibc.
