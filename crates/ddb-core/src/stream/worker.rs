@@ -292,7 +292,7 @@ pub async fn run<S: Future>(ddb: &Ddb, streams: &Client, opts: &WorkerOptions, s
                 let positions = Saved::load(&opts.state, &arn)?;
                 // LATEST only on the first start: later, a shard without a position is one to read whole.
                 let from = if positions.is_empty() { start_at } else { StartAt::TrimHorizon };
-                let reader = ShardReader::new(ddb, streams, &arn, from, positions).relist_every(RELIST);
+                let reader = ShardReader::new(ddb, streams, &arn, from, positions).relist_every(RELIST).saved_in(&opts.state);
                 worker.follow(reader, &mut shutdown).await
             }
             Err(e) => Err(e),

@@ -34,7 +34,7 @@
 //!   is what its data renders.
 //! - `output`: human-readable output escapes control characters of the data; columns by width.
 //! - `state_file`: the stream worker's state file: its default name fits any table name; paths
-//!   that are no state file are refused.
+//!   that are no state file and saved positions that the stream cannot start from are refused.
 //! - `robust`: silent servers, closed pipes, odd `users` columns, cursors with offsets, prod
 //!   without credentials, Postgres over TLS, the local stack's scripts.
 
