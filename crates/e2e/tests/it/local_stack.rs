@@ -272,3 +272,41 @@ fn what_started_is_stopped_again_when_its_pid_file_cannot_be_written() {
     }
     assert!(processes_of(port).is_empty(), "{:?}", processes_of(port));
 }
+
+/// Issue 20: `DDB_LOCAL_PORT=abc bin/local/status` said "not running (./bin/local/up starts it)".
+/// Every bin/local script checks it first: a whole number from 1 to 65535, else one line, exit 2.
+#[test]
+fn a_ddb_local_port_that_is_not_a_port_is_refused_by_every_script() {
+    let db = TestDb::create();
+    let run = |script: &str, args: &[&str], value: &str| {
+        let target = bin("stream-worker").parent().and_then(|p| p.parent()).unwrap().to_path_buf();
+        let mut c = Command::new(root().join("bin/local").join(script));
+        c.args(args).env("DDB_LOCAL_PORT", value).env("CONNECTION_URL", &db.url).env("CARGO_TARGET_DIR", target);
+        run_watched(&mut c, Duration::from_secs(120))
+    };
+    let check = |script: &str, args: &[&str], value: &str, shown: &str| {
+        let out = run(script, args, value);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{script} with {value:?}: {err}");
+        assert_eq!(
+            err.lines().collect::<Vec<_>>(),
+            [format!("error: DDB_LOCAL_PORT=\"{shown}\" is not a port: give a whole number from 1 to 65535 (unset, it is 8000)")],
+            "{script} with {value:?}"
+        );
+    };
+    for (value, shown) in
+        [("abc", "abc"), ("70000", "70000"), ("8000 -x", "8000 -x"), ("0", "0"), ("-1", "-1"), ("08000", "08000"), ("\u{1b}[2J", "?[2J")]
+    {
+        for script in ["status", "down"] {
+            check(script, &[], value, shown);
+        }
+    }
+    // Scripts that would start something are run with words that no server takes; the others ask
+    // for their help, which comes after the check.
+    for script in ["up", "reset"] {
+        check(script, &[], "abc", "abc");
+    }
+    for script in ["dynamodb-local", "install", "install-moto", "install-cargo-lambda", "install-cargo-tools", "install-deploy-tools"] {
+        check(script, &["--help"], "8000 -x", "8000 -x");
+    }
+}

@@ -26,7 +26,8 @@
 //! - `locks`: the seed's lease at its edges (unreadable items, reused pids, a holder's clock
 //!   behind ours) and two stream workers on one state file.
 //! - `local_stack`: bin/local's pid files that are not ours, pid file paths that are not files or
-//!   cannot be written, and a server on the port that is not DynamoDB.
+//!   cannot be written, `DDB_LOCAL_PORT` values that are no port, and a server on the port that is
+//!   not DynamoDB.
 //! - `reliability`: faults through a proxy, killed servers and processes, the bad inputs of
 //!   docs/bad-inputs.json.
 //! - `files`: docker-compose.yml, .gitpod.yml and the bin/ shims stay valid; the scripts of the
