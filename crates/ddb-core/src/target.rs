@@ -284,13 +284,18 @@ pub fn resolve(service: Service, prod: bool, endpoint_flag: Option<&str>, env: i
 }
 
 /// The target of a function running in AWS Lambda, and its SDK setup: AWS, unless the SDK's endpoint variables
-/// name an endpoint (the tests run the function against DynamoDB Local that way).
+/// name an endpoint (the tests run the function against DynamoDB Local that way). A local
+/// endpoint waits [`LOCAL_TIMEOUT_ENV`] seconds when set, as the scripts do.
 pub fn in_lambda(env: impl Fn(&str) -> Option<String>) -> Result<Resolved> {
     let env = |k: &str| env(k).filter(|v| !v.is_empty());
+    let local_wait = local_timeout(env)?;
     let target = resolve_or(Service::DynamoDb, false, None, env, Target::Aws)?;
     let mut resolved = sdk_setup(target, &Settings::default(), env);
     // A function's credentials come from its role, not from config files.
     resolved.profiles = None;
+    if let (Some(wait), true) = (local_wait, resolved.target.is_local()) {
+        resolved.patience.operation = wait;
+    }
     Ok(resolved)
 }
 

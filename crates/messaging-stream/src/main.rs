@@ -131,8 +131,22 @@ fn response(failed: Vec<String>) -> DynamoDbEventResponse {
     response
 }
 
-/// One invocation: the batch sorted, applied, logged, answered.
+/// The log line of an event that is not a batch of a DynamoDB stream (no `Records` array: a test
+/// event, a mapping of another source): what came, escaped and cut to 200 characters.
+fn not_a_batch(event: &Value) -> String {
+    let got = event.to_string();
+    let shown: String = got.chars().take(200).collect();
+    let more = if shown.len() < got.len() { format!("... ({} bytes)", got.len()) } else { String::new() };
+    clean(&format!("messaging-stream: the event is not a DynamoDB stream batch (no Records array), nothing to do: {shown}{more}"))
+}
+
+/// One invocation: the batch sorted, applied, logged, answered. An event that is not a batch is
+/// logged as such and answered with no failure: there is nothing to deliver again.
 async fn apply(ddb: &Ddb, table: &str, event: &Value) -> DynamoDbEventResponse {
+    if !event["Records"].is_array() {
+        eprintln!("{}", not_a_batch(event));
+        return response(Vec::new());
+    }
     let sorted = sort(event, table);
     let outcome = handle(ddb, &sorted.records).await;
     let total = event["Records"].as_array().map_or(0, Vec::len);
@@ -265,6 +279,19 @@ mod tests {
             "messaging-stream: 3 record(s), 0 message(s), 0 group row(s) moved, 0 failed, 1 skipped, 1 ignored, 1 of another table"
         );
         assert!(lines.iter().all(|l| !l.chars().any(char::is_control)), "{lines:?}");
+    }
+
+    #[test]
+    fn an_event_that_is_not_a_batch_is_one_escaped_bounded_line() {
+        assert_eq!(
+            not_a_batch(&json!({"Records": "x"})),
+            r#"messaging-stream: the event is not a DynamoDB stream batch (no Records array), nothing to do: {"Records":"x"}"#
+        );
+        let hostile = json!({"a": "\u{1b}]52;c;bad\u{7}\u{9b}", "b": "日".repeat(300)});
+        let line = not_a_batch(&hostile);
+        assert!(!line.chars().any(char::is_control), "{line}");
+        assert!(line.ends_with(&format!("... ({} bytes)", hostile.to_string().len())), "{line}");
+        assert!(line.chars().count() < 400, "{line}");
     }
 
     #[test]

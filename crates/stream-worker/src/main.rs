@@ -57,6 +57,8 @@ fn main() -> ExitCode {
             idle: Duration::from_millis(idle_ms),
             wait_for_table,
         };
+        // Before the line that names the file: a path that is no state file is the only line.
+        worker::check_state(&opts.state)?;
         let (label, state) = (cli::escape(&ddb.target.label()).into_owned(), cli::escape(&opts.state.to_string_lossy()).into_owned());
         errln!("stream-worker: following the stream of {} at {label} (state: {state})", ddb.table);
         let report = move |e: worker::Event| match e {

@@ -18,6 +18,8 @@
 
 use crate::error::{Error, Result};
 use crate::Ddb;
+use aws_sdk_dynamodbstreams::error::ProvideErrorMetadata;
+use aws_sdk_dynamodbstreams::operation::get_shard_iterator::{GetShardIteratorError, GetShardIteratorOutput};
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
 use aws_sdk_dynamodbstreams::Client;
 use serde::{Deserialize, Serialize};
@@ -93,6 +95,8 @@ pub struct ShardReader {
     cursor: usize,
     /// This pass handed out a batch or renewed an iterator.
     busy: bool,
+    /// The file the positions came from, for the error about one that cannot be used.
+    saved_in: Option<std::path::PathBuf>,
 }
 
 impl ShardReader {
@@ -113,7 +117,15 @@ impl ShardReader {
             iters: HashMap::new(),
             cursor: 0,
             busy: false,
+            saved_in: None,
         }
+    }
+
+    /// Names the file that `positions` were read from, so that a position the stream cannot
+    /// start from is said with it and what to do (see [`ShardReader::next`]).
+    pub fn saved_in(mut self, file: &std::path::Path) -> Self {
+        self.saved_in = Some(file.to_path_buf());
+        self
     }
 
     /// How often the shards are listed again (default 5 s); also after a shard was read to its end.
@@ -135,7 +147,9 @@ impl ShardReader {
     /// The next batch of some shard, in passes over every shard that may be read. `None` when a
     /// whole pass found nothing new: every shard that may be read has an open iterator, and the
     /// caller waits before asking again. A batch that is not [`done`](Self::done) comes again on
-    /// the next pass.
+    /// the next pass. A saved position that the stream cannot start from (not a sequence number,
+    /// one the shard never had, or one older than the stream holds) is an [`Error::Input`] that
+    /// names the file, the shard and the position: no retry can mend it.
     pub async fn next(&mut self) -> Result<Option<Batch>> {
         loop {
             if self.cursor == 0 && self.listed.is_none_or(|t| t.elapsed() > self.relist_every) {
@@ -239,21 +253,67 @@ impl ShardReader {
     async fn open(&mut self, id: &str) -> Result<Option<String>> {
         let first = self.first.as_ref().is_some_and(|f| f.contains(id));
         let (kind, after) = start_of(self.positions.get(id), self.start_at, first);
-        let it = self
-            .client
-            .get_shard_iterator()
-            .stream_arn(&self.arn)
-            .shard_id(id)
-            .shard_iterator_type(kind)
-            .set_sequence_number(after.map(str::to_string))
-            .send()
-            .await
-            .map_err(sdk(&self.ddb, "GetShardIterator"))?;
+        let after = after.map(str::to_string);
+        let it = match self.iterator(id, kind.clone(), after.as_deref()).await {
+            Ok(it) => it,
+            Err(e) => return Err(self.open_failed(id, after.as_deref(), e).await),
+        };
         let it = it.shard_iterator;
         if let Some(i) = &it {
             self.iters.insert(id.to_string(), i.clone());
         }
         Ok(it)
+    }
+
+    /// One GetShardIterator of shard `id`.
+    async fn iterator(&self, id: &str, kind: ShardIteratorType, after: Option<&str>) -> Result<GetShardIteratorOutput, IteratorError> {
+        let request = self.client.get_shard_iterator().stream_arn(&self.arn).shard_id(id).shard_iterator_type(kind);
+        request.set_sequence_number(after.map(str::to_string)).send().await
+    }
+
+    /// The error of a GetShardIterator of shard `id` that failed, opened after position `after`
+    /// if any. There, the answer may be about the saved position rather than the server: a
+    /// ValidationException (not a sequence number) or a TrimmedDataAccessException (older than
+    /// the stream holds) always is; an InternalFailure (DynamoDB Local's answer to a number that
+    /// the shard never had) is when the shard opens at TRIM_HORIZON and after the position fails
+    /// again the same way. Anything else is the server's, transient or not as it says.
+    async fn open_failed(&self, id: &str, after: Option<&str>, e: IteratorError) -> Error {
+        let code = e.as_service_error().and_then(|s| s.code()).unwrap_or_default().to_string();
+        let about_position = match (after, code.as_str()) {
+            (Some(_), "ValidationException" | "TrimmedDataAccessException") => true,
+            (Some(seq), "InternalFailure") => {
+                self.iterator(id, ShardIteratorType::TrimHorizon, None).await.is_ok()
+                    && self
+                        .iterator(id, ShardIteratorType::AfterSequenceNumber, Some(seq))
+                        .await
+                        .is_err_and(|again| again.as_service_error().and_then(|s| s.code()) == Some("InternalFailure"))
+            }
+            _ => false,
+        };
+        let (Some(seq), true) = (after, about_position) else {
+            return sdk(&self.ddb, "GetShardIterator")(e);
+        };
+        let answer = e.as_service_error().and_then(|s| s.message()).map_or(code.clone(), |m| format!("{code}: {}", bounded(m, 200)));
+        let position = format!("shard {id}, after sequence number {}", bounded(&format!("{seq:?}"), 60));
+        match &self.saved_in {
+            Some(file) => Error::Input(format!(
+                "the state file {} saves a position that the stream cannot start from ({position}; GetShardIterator answered {answer}): \
+                 delete it to start over (the stream is then read from its oldest record, as --from trim-horizon does; records already applied change nothing)",
+                file.display()
+            )),
+            None => Error::Input(format!("a saved position that the stream cannot start from ({position}; GetShardIterator answered {answer})")),
+        }
+    }
+}
+
+type IteratorError = aws_sdk_dynamodbstreams::error::SdkError<GetShardIteratorError>;
+
+/// `text` cut to at most `max` characters, with `...` when cut: text from a file or a server in
+/// one line of an error.
+fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
     }
 }
 

@@ -96,6 +96,55 @@ fn lock_path(state: &Path) -> PathBuf {
     }
 }
 
+/// The largest state file the worker reads: a saved position takes about 100 bytes a shard, so
+/// this is far more than any stream's; a larger file is not one of ours, and reading it would take
+/// as much memory.
+pub const STATE_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Refuses a state path that exists and is not a regular file, or is larger than
+/// [`STATE_LIMIT`]: run before anything is created beside it (the lock file). A device such as
+/// `/dev/zero` would be read without end, a FIFO would block the read for ever, a directory
+/// would fail only at the first save. A path that does not exist is fine: the first save creates it.
+/// [`run`] checks it first; a caller may check it before it says anything.
+pub fn check_state(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) => state_shape(path, &m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(format!("cannot read the worker's state file {}", path.display()), e)),
+    }
+}
+
+/// [`check_state`] of a file whose metadata is `m`.
+fn state_shape(path: &Path, m: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_file() {
+        return if m.len() > STATE_LIMIT { Err(too_large(path, m.len())) } else { Ok(()) };
+    }
+    let kind = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    };
+    Err(input(format!(
+        "the worker's state file {} is {kind}, not a regular file: give --state the path of a file (one that does not exist yet is created)",
+        path.display()
+    )))
+}
+
+fn too_large(path: &Path, len: u64) -> Error {
+    input(format!(
+        "the worker's state file {} is {len} bytes, more than a state file of ours holds (at most 16 MiB): give --state another file, or delete it to start over",
+        path.display()
+    ))
+}
+
 impl Saved {
     /// Takes the state file `path` for this process, for as long as the returned file is kept: a
     /// second worker on the same file would save its positions over the first's. The kernel's
@@ -127,17 +176,26 @@ impl Saved {
     }
 
     /// The saved positions of stream `arn`: none when the file is missing or was another stream's.
+    /// The read is bounded by [`STATE_LIMIT`], and the file checked again first (it may have been
+    /// replaced since the start: opening a FIFO would block).
     fn load(path: &Path, arn: &str) -> Result<Positions> {
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let saved: Saved = serde_json::from_slice(&bytes)
-                    .map_err(|e| input(format!("the worker's state file {} is not readable ({e}); delete it to start over", path.display())))?;
-                // Another stream (the table was recreated, or DynamoDB Local restarted): start over.
-                Ok(if saved.stream_arn == arn { saved.shards } else { Positions::new() })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Positions::new()),
-            Err(e) => Err(Error::io(format!("cannot read the worker's state file {}", path.display()), e)),
+        let fail = |e: std::io::Error| Error::io(format!("cannot read the worker's state file {}", path.display()), e);
+        check_state(path)?;
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Positions::new()),
+            Err(e) => return Err(fail(e)),
+        };
+        state_shape(path, &file.metadata().map_err(fail)?)?;
+        let mut bytes = Vec::new();
+        file.take(STATE_LIMIT + 1).read_to_end(&mut bytes).map_err(fail)?;
+        if bytes.len() as u64 > STATE_LIMIT {
+            return Err(too_large(path, bytes.len() as u64));
         }
+        let saved: Saved = serde_json::from_slice(&bytes)
+            .map_err(|e| input(format!("the worker's state file {} is not readable ({e}); delete it to start over", path.display())))?;
+        // Another stream (the table was recreated, or DynamoDB Local restarted): start over.
+        Ok(if saved.stream_arn == arn { saved.shards } else { Positions::new() })
     }
 
     /// Saves atomically: a temporary file beside `path`, renamed over it. The temporary file has a
@@ -173,10 +231,13 @@ fn convert(r: &aws_sdk_dynamodbstreams::types::Record) -> Option<Record> {
     Some(Record { sequence_number: d.sequence_number()?.to_string(), kind, new_image: d.new_image().map(convert_image) })
 }
 
-/// The table's stream ARN; waits for the table when asked.
+/// The table's stream ARN; waits for the table when asked (`--wait-for-table`), saying so once.
+/// Once the worker has `started`, a server that does not answer is its caller's to wait for,
+/// with a line each time.
 async fn stream_arn<S: Future>(
     ddb: &Ddb,
     opts: &WorkerOptions,
+    started: bool,
     shutdown: &mut std::pin::Pin<&mut S>,
     report: &dyn Fn(Event),
 ) -> Result<Option<String>> {
@@ -191,7 +252,9 @@ async fn stream_arn<S: Future>(
                     }
                 };
             }
-            Err(e @ (Error::TableMissing { .. } | Error::Unreachable { .. })) if opts.wait_for_table => {
+            Err(e @ (Error::TableMissing { .. } | Error::Unreachable { .. }))
+                if opts.wait_for_table && !(started && matches!(e, Error::Unreachable { .. })) =>
+            {
                 if !said {
                     report(Event::Note(format!("waiting for table {} ({e})", ddb.table)));
                     said = true;
@@ -208,36 +271,47 @@ async fn stream_arn<S: Future>(
 
 /// Reads the stream until `shutdown` resolves. `report` is told about each batch and about waits. When
 /// the table is dropped and created again (a new stream), the worker follows the new stream.
+///
+/// At start, a table that is missing or a server that does not answer is an error, unless
+/// `wait_for_table`. Once the worker has found its stream, a server that goes away (killed,
+/// restarted, hung) or throttles is waited for, with or without `wait_for_table`: a line each
+/// time, another try every 2 s, until it answers again or `shutdown` resolves. A long-running
+/// worker rides out a restart of its server; the saved position makes going on cheap.
 pub async fn run<S: Future>(ddb: &Ddb, streams: &Client, opts: &WorkerOptions, shutdown: S, report: &dyn Fn(Event)) -> Result<Totals> {
+    check_state(&opts.state)?;
     let _state_lock = Saved::lock(&opts.state)?;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut worker = Worker { ddb, opts, report, totals: Totals::default(), attempt: 0 };
     let mut start_at = opts.start_at;
+    let mut started = false;
     loop {
-        let Some(arn) = stream_arn(ddb, opts, &mut shutdown, report).await? else {
-            return Ok(worker.totals);
+        let flow = match stream_arn(ddb, opts, started, &mut shutdown, report).await {
+            Ok(None) => return Ok(worker.totals),
+            Ok(Some(arn)) => {
+                started = true;
+                let positions = Saved::load(&opts.state, &arn)?;
+                // LATEST only on the first start: later, a shard without a position is one to read whole.
+                let from = if positions.is_empty() { start_at } else { StartAt::TrimHorizon };
+                let reader = ShardReader::new(ddb, streams, &arn, from, positions).relist_every(RELIST).saved_in(&opts.state);
+                worker.follow(reader, &mut shutdown).await
+            }
+            Err(e) => Err(e),
         };
-        let positions = Saved::load(&opts.state, &arn)?;
-        // LATEST only on the first start: later, a shard without a position is one to read whole.
-        let from = if positions.is_empty() { start_at } else { StartAt::TrimHorizon };
-        let reader = ShardReader::new(ddb, streams, &arn, from, positions).relist_every(RELIST);
-        match worker.follow(reader, &mut shutdown).await {
+        match flow {
             Ok(Flow::Stopped) => return Ok(worker.totals),
-            // In the background (--wait-for-table), a server that went away or throttles is
-            // waited for; the saved position makes the restart cheap.
-            Err(e) if opts.wait_for_table && e.is_transient() => {
-                report(Event::Note(format!("{e}; trying again in 2 s")));
+            Ok(Flow::StreamChanged) => {
+                report(Event::Note(format!("table {} was dropped or created again; following its new stream", ddb.table)));
+                // Everything of a new table's stream is new.
+                start_at = StartAt::TrimHorizon;
+            }
+            Err(e) if started && e.is_transient() => {
+                report(Event::Note(format!("{e}; trying again in 2 s (Ctrl-C stops the worker)")));
                 tokio::select! {
                     _ = shutdown.as_mut() => return Ok(worker.totals),
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
             }
             Err(e) => return Err(e),
-            Ok(Flow::StreamChanged) => {
-                report(Event::Note(format!("table {} was dropped or created again; following its new stream", ddb.table)));
-                // Everything of a new table's stream is new.
-                start_at = StartAt::TrimHorizon;
-            }
         }
     }
 }
@@ -327,8 +401,7 @@ impl Worker<'_> {
             return Ok(true);
         }
         self.totals.retries += 1;
-        // The next read of the stream meets the same server: it waits for it (--wait-for-table)
-        // or ends the worker with its error.
+        // The next read of the stream meets the same server: the worker waits for it (see [`run`]).
         if !outcome.unreachable {
             self.attempt += 1;
         }

@@ -97,6 +97,18 @@ fn lambda_goes_to_aws_unless_an_endpoint_is_set() {
     assert!(Target::Endpoint("http://[::1]:8000".into()).is_local() && !Target::Aws.is_local());
 }
 
+/// DDB_LOCAL_TIMEOUT in the function's environment, as in the scripts': a local endpoint waits
+/// that long, AWS keeps its own patience, and a value that is not a number of seconds fails.
+#[test]
+fn lambda_honours_the_local_timeout_for_a_local_endpoint_only() {
+    let local = in_lambda(env_of(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:8001"), ("DDB_LOCAL_TIMEOUT", "5")])).unwrap();
+    assert_eq!(local.patience, Patience { operation: std::time::Duration::from_secs(5), ..Patience::LOCAL });
+    assert_eq!(in_lambda(env_of(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:8001")])).unwrap().patience, Patience::LOCAL);
+    assert_eq!(in_lambda(env_of(&[("DDB_LOCAL_TIMEOUT", "5")])).unwrap().patience, Patience::REMOTE);
+    let bad = in_lambda(env_of(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:8001"), ("DDB_LOCAL_TIMEOUT", "soon")])).unwrap_err();
+    assert!(bad.to_string().contains("DDB_LOCAL_TIMEOUT=\"soon\" is not a number of seconds"), "{bad}");
+}
+
 #[test]
 fn warns_only_for_third_party_endpoints() {
     assert!(endpoint_warning(&Target::Endpoint("http://localhost:8000".into())).is_none());

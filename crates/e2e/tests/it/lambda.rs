@@ -49,6 +49,12 @@ struct Lambda {
 
 impl Lambda {
     fn start(bootstrap: &Path, t: &TestTable) -> Lambda {
+        Lambda::start_at(bootstrap, &t.endpoint, &t.name, LOCAL_TIMEOUT)
+    }
+
+    /// [`Lambda::start`] aimed at `endpoint` and `table`, waiting `timeout` for an answer
+    /// (`DDB_LOCAL_TIMEOUT`, as the scripts of the tests do).
+    fn start_at(bootstrap: &Path, endpoint: &str, table: &str, timeout: Duration) -> Lambda {
         let port = free_port();
         let emulator = serve(
             cargo_lambda("watch").args(["--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()]),
@@ -68,9 +74,9 @@ impl Lambda {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")
             .env("AWS_REGION", "ca-central-1")
-            .env("AWS_ENDPOINT_URL", &t.endpoint)
-            .env("DDB_LOCAL_TIMEOUT", LOCAL_TIMEOUT.as_secs().to_string())
-            .env("DDB_MESSAGE_TABLE", &t.name)
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("DDB_LOCAL_TIMEOUT", timeout.as_secs().to_string())
+            .env("DDB_MESSAGE_TABLE", table)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
@@ -85,8 +91,15 @@ impl Lambda {
 
     /// `cargo lambda invoke` with `records` as the event; the function's answer, as printed.
     fn invoke(&mut self, records: &[Value]) -> String {
-        let event = std::env::temp_dir().join(format!("dynamodb-event-{}.json", Uuid::new_v4().simple()));
-        std::fs::write(&event, serde_json::to_vec_pretty(&json!({ "Records": records })).unwrap()).unwrap();
+        self.invoke_event(&json!({ "Records": records }))
+    }
+
+    /// `cargo lambda invoke` with `event`; the function's answer, as printed.
+    fn invoke_event(&mut self, event: &Value) -> String {
+        let records = event["Records"].as_array().map_or(0, Vec::len);
+        let path = std::env::temp_dir().join(format!("dynamodb-event-{}.json", Uuid::new_v4().simple()));
+        std::fs::write(&path, serde_json::to_vec_pretty(event).unwrap()).unwrap();
+        let event = path;
         let out = cargo_lambda("invoke")
             .args(["--invoke-address", "127.0.0.1", "--invoke-port", &self.port.to_string(), "--data-file"])
             .arg(&event)
@@ -98,7 +111,7 @@ impl Lambda {
         let alive = self.bootstrap.0.try_wait().ok().flatten().is_none();
         assert!(out.status.success(), "cargo lambda invoke failed (bootstrap alive: {alive}): {}\nfunction log:\n{}", stderr(&out), self.log());
         let response = stdout(&out).trim().to_string();
-        eprintln!("cargo lambda invoke, {} record(s): {response}", records.len());
+        eprintln!("cargo lambda invoke, {records} record(s): {response}");
         response
     }
 }
@@ -435,6 +448,54 @@ fn a_batch_of_many_records_over_several_conversations_moves_every_group_row_once
     let log = lambda.log();
     assert!(log.contains("55 record(s), 45 message(s), 10 group row(s) moved, 0 failed"), "{log}");
     assert!(log.contains("55 record(s), 45 message(s), 0 group row(s) moved, 0 failed"), "{log}");
+}
+
+/// An event that is not a DynamoDB stream batch (no `Records` array: a console's test event, a
+/// mapping of another source) is said in one line of the log with what came, escaped and cut,
+/// and answered with no failure: nothing to deliver again (issue 20: it answered with 0 records
+/// and said nothing of why).
+#[test]
+fn an_event_that_is_not_a_stream_batch_is_logged_and_answered_with_no_failure() {
+    // No request is sent for such an event: a server that never answers would hold it.
+    let silent = SilentServer::start();
+    let mut lambda = Lambda::start_at(&bin("messaging-stream"), &silent.url(), "cruddur-messages", LOCAL_TIMEOUT);
+    let long = json!({ "detail": "x".repeat(1000) });
+    let events = [json!({}), json!({"Records": "x"}), json!({"Records": {"0": "\u{1b}]52;c;bad\u{7}\u{9b}"}}), long.clone()];
+    for event in &events {
+        assert_eq!(lambda.invoke_event(event), r#"{"batchItemFailures":[]}"#, "{event}");
+    }
+    let log = lambda.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.starts_with("messaging-stream: ")).collect();
+    assert_eq!(lines.len(), events.len(), "one line an event: {log}");
+    let says = "messaging-stream: the event is not a DynamoDB stream batch (no Records array), nothing to do: ";
+    assert_eq!(lines[0], format!("{says}{{}}"));
+    assert_eq!(lines[1], format!("{says}{{\"Records\":\"x\"}}"));
+    assert_eq!(lines[2], format!("{says}{{\"Records\":{{\"0\":\"\\u001b]52;c;bad\\u0007\\u{{9b}}\"}}}}"), "{log}");
+    assert!(
+        lines[3].starts_with(&format!("{says}{{\"detail\":\"xxx")) && lines[3].ends_with(&format!("... ({} bytes)", long.to_string().len())),
+        "{log}"
+    );
+    assert!(lines[3].len() < 400, "{}", lines[3]);
+    assert!(lines.iter().all(|l| !l.chars().any(char::is_control)), "{lines:?}");
+    assert_eq!(silent.accepted(), 0, "no request was sent");
+}
+
+/// DDB_LOCAL_TIMEOUT, which every script honours, holds for the bootstrap aimed at a local
+/// endpoint too: against a server that never answers, the record is reported after 5 s, and the
+/// log names the 5 s (issue 20: the bootstrap ignored it and waited 10 s).
+#[test]
+fn the_bootstrap_waits_as_long_as_ddb_local_timeout_says() {
+    let silent = SilentServer::start();
+    let fixture = std::fs::read_to_string(root().join("crates/messaging-stream/tests/fixtures/dynamodb-event.json")).unwrap();
+    let fixture: Value = serde_json::from_str(&fixture).unwrap();
+    // The fixture's first record: a message INSERT of table cruddur-messages, sequence number 111.
+    let record = fixture["Records"][0].clone();
+    assert_eq!((record["eventName"].as_str(), record["dynamodb"]["SequenceNumber"].as_str()), (Some("INSERT"), Some("111")));
+    let mut lambda = Lambda::start_at(&bin("messaging-stream"), &silent.url(), "cruddur-messages", Duration::from_secs(5));
+    let response = lambda.invoke(&[record]);
+    assert_eq!(reported(&response), HashSet::from(["111".to_string()]), "{response}");
+    let log = lambda.log();
+    assert!(log.contains(&format!("DynamoDB at {} did not answer within 5 s (Query)", silent.url())), "{log}");
 }
 
 /// The files of a zip: name, unix mode, contents. Enough of the format for cargo-lambda's zips

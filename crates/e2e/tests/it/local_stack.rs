@@ -19,6 +19,10 @@ struct Down(u16);
 impl Drop for Down {
     fn drop(&mut self) {
         let _ = Command::new(root().join("bin/local/down")).env("DDB_LOCAL_PORT", self.0.to_string()).output();
+        // What no pid file names any more (a test that failed): this port's, found by command line.
+        for pid in processes_of(self.0) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
         for ext in ["json", "lock", "log"] {
             let _ = std::fs::remove_file(root().join(format!(".local/stream-worker-{}.{ext}", self.0)));
         }
@@ -34,6 +38,24 @@ fn local(port: u16, db: &TestDb, script: &str, args: &[&str], env: &[(&str, &str
     c.args(args).env("DDB_LOCAL_PORT", port.to_string()).env("CONNECTION_URL", &db.url).env("CARGO_TARGET_DIR", target);
     c.envs(env.iter().copied());
     run_watched(&mut c, Duration::from_secs(120))
+}
+
+/// The processes of the stack on `port`, by their command lines: DynamoDB Local's java (`-port
+/// PORT`) and the stream worker (`--endpoint-url http://localhost:PORT`).
+fn processes_of(port: u16) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let args = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<String> = args.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let has = |pair: [&str; 2]| args.windows(2).any(|w| w[0] == pair[0] && w[1] == pair[1]);
+        let java = args.iter().any(|a| a == "DynamoDBLocal.jar") && has(["-port", &port.to_string()]);
+        let worker = args.first().is_some_and(|a| a.ends_with("/stream-worker")) && has(["--endpoint-url", &format!("http://localhost:{port}")]);
+        if java || worker {
+            found.push(pid);
+        }
+    }
+    found
 }
 
 fn plant(port: u16, content: &str) {
@@ -171,4 +193,120 @@ fn up_refuses_a_server_on_its_port_that_is_not_dynamodb() {
     let up = local(ddb_port, &db, "up", &["--no-worker"], &[]);
     assert!(up.status.success(), "{}", stderr(&up));
     assert!(stderr(&up).contains(&format!("DynamoDB already answers on port {ddb_port}")) && stderr(&up).contains("using it"), "{}", stderr(&up));
+}
+
+/// Issue 20: a pid file path that is a directory made `up` print a raw `Is a directory`, exit 1
+/// and leave the DynamoDB Local it had started running, untracked; `down` said "not running" and
+/// failed on `rm`. Now `up` refuses in one line before anything starts, and `status` and `down`
+/// say the same line (exit 1) and remove nothing.
+#[test]
+fn a_pid_file_path_that_is_not_a_file_is_refused_before_anything_starts() {
+    let db = TestDb::create();
+    let port = free_port();
+    let _down = Down(port);
+    for (file, name) in pid_files(port).into_iter().zip(["DynamoDB Local", "the stream worker"]) {
+        std::fs::create_dir_all(&file).unwrap();
+        let says = |script: &str| {
+            format!("error: the pid file of {name}, {}, is a directory, not a file: remove it, then run bin/local/{script} again", file.display())
+        };
+        let up = local(port, &db, "up", &[], &[]);
+        let err = stderr(&up);
+        assert_eq!(up.status.code(), Some(1), "{name}: {err}");
+        assert_eq!(err.lines().collect::<Vec<_>>(), [says("up")], "{name}: one line");
+        assert!(processes_of(port).is_empty() && std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "{name}: up started something");
+
+        let status = local(port, &db, "status", &[], &[]);
+        assert_eq!(status.status.code(), Some(1), "{name}: {}", stdout(&status));
+        assert!(stderr(&status).lines().any(|l| l == says("status")), "{name}: {}", stderr(&status));
+
+        let down = local(port, &db, "down", &[], &[]);
+        let err = stderr(&down);
+        assert_eq!(down.status.code(), Some(1), "{name}: {err}");
+        assert!(err.lines().any(|l| l == says("down")) && !err.contains("rm:") && !err.contains(&format!("{name} is not running")), "{name}: {err}");
+        assert!(file.is_dir(), "{name}: down removed what it did not write");
+        std::fs::remove_dir(&file).unwrap();
+    }
+}
+
+/// When a pid file cannot be written after a start, what started is stopped again: a pid file
+/// that is a link into a folder that does not exist (what a write that fails looks like; a
+/// directory put there meanwhile, a full disk). For DynamoDB Local, and for the stream worker.
+#[test]
+fn what_started_is_stopped_again_when_its_pid_file_cannot_be_written() {
+    let db = TestDb::create();
+    let port = free_port();
+    let _down = Down(port);
+    let [ddb_file, worker_file] = pid_files(port);
+    let nowhere = std::env::temp_dir().join(format!("no-such-folder-{}", uuid::Uuid::new_v4().simple())).join("x.pid");
+    std::fs::create_dir_all(ddb_file.parent().unwrap()).unwrap();
+    for (file, name) in [(&ddb_file, "DynamoDB Local"), (&worker_file, "the stream worker")] {
+        let _ = std::fs::remove_file(file);
+        std::os::unix::fs::symlink(&nowhere, file).unwrap();
+        let up = local(port, &db, "up", &[], &[]);
+        let err = stderr(&up);
+        assert_eq!(up.status.code(), Some(1), "{name}: {err}");
+        let line = err.lines().last().unwrap_or_default();
+        assert!(
+            line.starts_with(&format!("error: cannot write the pid file {} (No such file or directory), so {name} (pid ", file.display()))
+                && line.ends_with(&format!(
+                    "which nothing would have kept track of, was stopped again: remove or fix {}, then run bin/local/up again",
+                    file.display()
+                )),
+            "{name}: {err}"
+        );
+        let left: Vec<u32> = processes_of(port);
+        match name {
+            "DynamoDB Local" => assert!(left.is_empty(), "{name}: left running: {left:?}"),
+            // DynamoDB Local started before it, its pid file written: still running, and stopped by down.
+            _ => {
+                assert!(
+                    !left.is_empty()
+                        && left.iter().all(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap().contains("DynamoDBLocal.jar")),
+                    "{name}: {left:?}"
+                );
+                let down = local(port, &db, "down", &[], &[]);
+                assert!(stderr(&down).contains("stopped DynamoDB Local (pid "), "{}", stderr(&down));
+            }
+        }
+        let _ = std::fs::remove_file(file);
+    }
+    assert!(processes_of(port).is_empty(), "{:?}", processes_of(port));
+}
+
+/// Issue 20: `DDB_LOCAL_PORT=abc bin/local/status` said "not running (./bin/local/up starts it)".
+/// Every bin/local script checks it first: a whole number from 1 to 65535, else one line, exit 2.
+#[test]
+fn a_ddb_local_port_that_is_not_a_port_is_refused_by_every_script() {
+    let db = TestDb::create();
+    let run = |script: &str, args: &[&str], value: &str| {
+        let target = bin("stream-worker").parent().and_then(|p| p.parent()).unwrap().to_path_buf();
+        let mut c = Command::new(root().join("bin/local").join(script));
+        c.args(args).env("DDB_LOCAL_PORT", value).env("CONNECTION_URL", &db.url).env("CARGO_TARGET_DIR", target);
+        run_watched(&mut c, Duration::from_secs(120))
+    };
+    let check = |script: &str, args: &[&str], value: &str, shown: &str| {
+        let out = run(script, args, value);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{script} with {value:?}: {err}");
+        assert_eq!(
+            err.lines().collect::<Vec<_>>(),
+            [format!("error: DDB_LOCAL_PORT=\"{shown}\" is not a port: give a whole number from 1 to 65535 (unset, it is 8000)")],
+            "{script} with {value:?}"
+        );
+    };
+    for (value, shown) in
+        [("abc", "abc"), ("70000", "70000"), ("8000 -x", "8000 -x"), ("0", "0"), ("-1", "-1"), ("08000", "08000"), ("\u{1b}[2J", "?[2J")]
+    {
+        for script in ["status", "down"] {
+            check(script, &[], value, shown);
+        }
+    }
+    // Scripts that would start something are run with words that no server takes; the others ask
+    // for their help, which comes after the check.
+    for script in ["up", "reset"] {
+        check(script, &[], "abc", "abc");
+    }
+    for script in ["dynamodb-local", "install", "install-moto", "install-cargo-lambda", "install-cargo-tools", "install-deploy-tools"] {
+        check(script, &["--help"], "8000 -x", "8000 -x");
+    }
 }

@@ -7,7 +7,7 @@
 //! - `tables`: schema-load, list-tables, drop, scan; unreachable endpoints and usage errors.
 //! - `seed`: the course seed, bad inputs, re-runs, crashes and scale mode.
 //! - `patterns`: access patterns A-D and their scripts.
-//! - `stream`: pattern E, the handler and the stream worker.
+//! - `stream`: pattern E, the handler and the stream worker (which rides out a restart of its server).
 //! - `shards`: the stream shard reader that the worker and bench-tools' stream-lag share.
 //! - `lambda`: the messaging-stream bootstrap under the Lambda Runtime API emulator, on real stream
 //!   records; bin/lambda/build's provided.al2023 zip and its glibc.
@@ -25,15 +25,17 @@
 //! - `integrity`: several writers at once: two seeds, seed vs create-message vs the worker, re-seeds.
 //! - `locks`: the seed's lease at its edges (unreadable items, reused pids, a holder's clock
 //!   behind ours) and two stream workers on one state file.
-//! - `local_stack`: bin/local's pid files that are not ours, and a server on the port that is not
-//!   DynamoDB.
+//! - `local_stack`: bin/local's pid files that are not ours, pid file paths that are not files or
+//!   cannot be written, `DDB_LOCAL_PORT` values that are no port, and a server on the port that is
+//!   not DynamoDB.
 //! - `reliability`: faults through a proxy, killed servers and processes, the bad inputs of
 //!   docs/bad-inputs.json.
 //! - `files`: docker-compose.yml, .gitpod.yml and the bin/ shims stay valid; the scripts of the
 //!   crates' manifests are what bin/setup, the shims and README's table name; docs/bad-inputs.md
 //!   is what its data renders.
 //! - `output`: human-readable output escapes control characters of the data; columns by width.
-//! - `state_file`: the stream worker's default state file name fits any table name.
+//! - `state_file`: the stream worker's state file: its default name fits any table name; paths
+//!   that are no state file and saved positions that the stream cannot start from are refused.
 //! - `robust`: silent servers, closed pipes, odd `users` columns, cursors with offsets, prod
 //!   without credentials, Postgres over TLS, the local stack's scripts.
 

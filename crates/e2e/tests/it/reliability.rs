@@ -193,6 +193,7 @@ fn bad_inputs_from_the_docs() {
             .env("T", &t.name)
             .env("DB", &db.url)
             .env("TMP", &tmp)
+            .env("ROOT", root())
             .env("G", uuid::Uuid::new_v4().to_string())
             .env("SILENT", &silent.addr)
             .env("NULL_DB", &null_db.url)

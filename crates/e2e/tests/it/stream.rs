@@ -211,3 +211,74 @@ fn the_worker_stops_cleanly_on_sigterm_and_saves_its_position() {
     let records: Option<u64> = err.split("stream-worker: stopped after ").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok());
     assert!(records.is_some_and(|n| n >= 28), "{err}");
 }
+
+/// How many lines of the worker's log at `log` say that it waits for its server.
+fn retry_lines(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log).unwrap_or_default().lines().filter(|l| l.contains("trying again in 2 s")).count()
+}
+
+/// Issue 20: README said that a server that does not answer is retried with a line each time,
+/// but a plain `stream-worker` (without --wait-for-table) exited 1 when DynamoDB Local was killed.
+/// Now a worker that has found its stream waits for its server, a line each time, and goes on
+/// when the server is back (on disk, so that it keeps the table); Ctrl-C (here SIGTERM) stops it
+/// while it waits.
+#[test]
+fn a_plain_worker_rides_out_a_restart_of_its_server() {
+    let data = TempDir::new("worker-restart-data");
+    let port = free_port();
+    let mut server = DynamoLocal::start_at(port, Some(data.path()));
+    let (t, db) = seeded(&server, "swrestart", &[]);
+    let dir = state_dir();
+    let (state, log) = (dir.join("state.json"), dir.join("worker.log"));
+    let child = t
+        .cmd("stream-worker")
+        .args(["--quiet", "--idle-ms", "50", "--state"])
+        .arg(&state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut worker = Guarded::new(child);
+    let alive = |worker: &mut Guarded, what: &str| {
+        let status = worker.0.try_wait().unwrap();
+        assert!(status.is_none(), "the worker stopped ({status:?}) {what}: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    };
+    let follows = |text: &str| {
+        let out = t.run_db("create-message", &db, &[&COURSE_GROUP.to_string(), "bayko", text]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        wait_until(Duration::from_secs(120), || t.group_rows().iter().all(|g| g.message == text)).is_some()
+    };
+    assert!(follows("before the restart"), "group rows did not follow within 120 s: {:?}", t.group_rows());
+
+    server.kill();
+    // Each try is a line; two of them show that it goes on trying.
+    let waited = wait_until(Duration::from_secs(120), || retry_lines(&log) >= 2 || worker.0.try_wait().unwrap().is_some());
+    alive(&mut worker, "while its server was down");
+    assert!(waited.is_some(), "no two lines about the server within 120 s: {}", std::fs::read_to_string(&log).unwrap());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text.lines().find(|l| l.contains("trying again in 2 s")).unwrap();
+    assert!(line.starts_with("stream-worker: cannot reach DynamoDB") && line.contains(&format!("127.0.0.1:{port}")), "{line}");
+
+    server = DynamoLocal::start_at(port, Some(data.path()));
+    assert!(follows("after the restart"), "group rows did not follow the restarted server within 120 s: {:?}", t.group_rows());
+    alive(&mut worker, "after its server came back");
+    assert_eq!(t.group_rows().len(), 2, "{:?}", t.group_rows());
+
+    // Stopped while it waits for a server that is gone again.
+    server.kill();
+    let before = retry_lines(&log);
+    assert!(wait_until(Duration::from_secs(120), || retry_lines(&log) > before).is_some(), "no line about the server within 120 s");
+    let _ = std::process::Command::new("kill").args(["-TERM", &worker.0.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = worker.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the worker did not stop within 60 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{status:?}: {text}");
+    assert!(text.lines().last().is_some_and(|l| l.starts_with("stream-worker: stopped after ")), "{text}");
+}
