@@ -49,11 +49,15 @@ impl Cognito {
 
 /// The pool id from the flag or [`POOL_ENV`], or an error that says how to set it.
 pub fn pool_id(flag: Option<&str>) -> Result<String> {
+    pool_id_from(flag, std::env::var(POOL_ENV).ok())
+}
+
+fn pool_id_from(flag: Option<&str>, env: Option<String>) -> Result<String> {
     if flag.is_some_and(|p| p.trim().is_empty()) {
         return Err(Error::Usage("--user-pool-id is empty: give the pool's id (or leave the flag out to use AWS_COGNITO_USER_POOL_ID)".into()));
     }
     flag.map(str::to_string)
-        .or_else(|| std::env::var(POOL_ENV).ok())
+        .or(env)
         .filter(|p| !p.trim().is_empty())
         .ok_or_else(|| {
             input(format!(
@@ -288,8 +292,13 @@ mod tests {
 
     #[test]
     fn a_missing_pool_id_says_how_to_set_it() {
-        let err = pool_id(Some("")).unwrap_err().to_string();
+        let err = pool_id_from(None, None).unwrap_err().to_string();
         assert!(err.contains("AWS_COGNITO_USER_POOL_ID") && err.contains("export"), "{err}");
-        assert_eq!(pool_id(Some("us-east-1_abc")).unwrap(), "us-east-1_abc");
+        let blank = pool_id_from(None, Some(" ".into())).unwrap_err().to_string();
+        assert!(blank.contains("is not set"), "{blank}");
+        let empty = pool_id_from(Some(""), Some("us-east-1_env".into())).unwrap_err();
+        assert!(matches!(empty, Error::Usage(_)) && empty.to_string().contains("--user-pool-id is empty"), "{empty}");
+        assert_eq!(pool_id_from(Some("us-east-1_abc"), Some("x".into())).unwrap(), "us-east-1_abc");
+        assert_eq!(pool_id_from(None, Some("us-east-1_env".into())).unwrap(), "us-east-1_env");
     }
 }
