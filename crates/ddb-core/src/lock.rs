@@ -12,7 +12,9 @@
 //!   holding it, and every renewal writes a new record `version`. The guarded work runs only
 //!   while the lease is held: if a renewal finds it taken (the holder stalled past its lease and
 //!   another took over), the work is dropped mid-way and the run fails, instead of writing beside
-//!   the new holder.
+//!   the new holder. Each write of the work passes a [`Fence`] first, which renews the lease
+//!   itself when the last renewal is half a lease old: a run stopped past its lease and woken up
+//!   again learns that it lost the lease before it writes, not after.
 //! - Taking it: a PutItem conditioned on the key being free. When it is not, the waiter watches
 //!   the item: a new version means a live holder, refused at once (naming it); an item unchanged
 //!   for a whole lease (the holder's `lease_ms`), measured on the waiter's own monotonic clock,
@@ -53,6 +55,13 @@ const LOCK_ATTRS: [&str; 8] = ["lock_owner", "host", "pid", "since", "expires_at
 /// Times a contested [`Lease::acquire`] looks again (the item freed, or changed hands, while it
 /// looked) before it gives up and names the holder.
 const ROUNDS: usize = 4;
+
+/// The longest a contested acquire waits before it says what it waits for.
+const QUIET_WAIT: Duration = Duration::from_secs(5);
+
+mod fence;
+pub use fence::Fence;
+use fence::Renewed;
 
 /// Tokens of the leases this process holds now: a lock item naming this process's pid but none
 /// of these tokens is a dead run's (the pid was reused), not another run of ours.
@@ -220,22 +229,28 @@ impl Lease {
     }
 
     /// Runs `work` while holding the lease; fails without running it when another run holds it
-    /// (the error names the holder), and drops it mid-way when the lease is lost. `progress` is
-    /// told of a wait for a holder that may be gone and of an unreadable lock item taken over.
+    /// (the error names the holder), and drops it mid-way when the lease is lost. `work` gets a
+    /// [`Fence`] to pass before each write: it lets a write through only while the lease is
+    /// proven held, so that a run that was stopped (SIGSTOP, a suspended laptop) past its lease
+    /// writes nothing more once it wakes up. `progress` is told of a wait for a holder that may
+    /// be gone and of an unreadable lock item taken over.
     ///
     /// The lease is renewed by a task of its own, so that it stays renewed on a multi-threaded
     /// runtime while `work` blocks its thread (a confirmation prompt waiting for the user).
-    pub async fn hold<T, F>(&self, ddb: &Ddb, progress: &dyn Progress, work: F) -> Result<T>
+    pub async fn hold<T, W, F>(&self, ddb: &Ddb, progress: &dyn Progress, work: W) -> Result<T>
     where
+        W: FnOnce(Fence) -> F,
         F: Future<Output = Result<T>>,
     {
+        let renewed = Renewed::now();
         let me = self.acquire(ddb, progress).await?;
+        let fence = Fence::new(self, ddb, me.token, renewed.clone());
         let mut keeper = tokio::spawn({
             let (lease, ddb, me) = (self.clone(), ddb.clone(), me.clone());
-            async move { lease.keep(&ddb, &me).await }
+            async move { lease.keep(&ddb, &me, &renewed).await }
         });
         let result = tokio::select! {
-            r = work => r,
+            r = work(fence) => r,
             lost = &mut keeper => Err(lost.unwrap_or_else(|e| Error::Conflict(format!("the renewal of the {} lock stopped: {e}", self.name)))),
         };
         keeper.abort();
@@ -344,7 +359,8 @@ impl Lease {
 
     /// Watches `seen` until it changes or stays the same for a whole lease of its holder,
     /// measured on this process's monotonic clock. Tells `progress` once the holder has missed
-    /// two renewals.
+    /// two renewals, or after [`QUIET_WAIT`] when its lease is long (a lock item with a lease of
+    /// minutes would otherwise keep the run silent for minutes).
     async fn watch(&self, ddb: &Ddb, seen: Seen, progress: &dyn Progress) -> Result<Watched> {
         let lease = seen.lease(self.ttl);
         let poll = (lease / 30).clamp(Duration::from_millis(20), Duration::from_secs(1));
@@ -360,15 +376,17 @@ impl Lease {
             if from.elapsed() >= lease {
                 return Ok(Watched::Lapsed(now));
             }
-            if !told && from.elapsed() >= lease / 5 {
+            if !told && from.elapsed() >= (lease / 5).min(QUIET_WAIT) {
                 told = true;
                 if let Ok(h) = &seen.holder {
                     progress.note(&format!(
-                        "the {} lock of table {} (taken at {} by {}) is not being renewed; its holder may be gone: taking it over unless it is renewed within {} s",
+                        "the {} lock of table {} (taken at {} by {}) is not being renewed (not for {} s, on a lease of {} s); its holder may be gone: taking it over unless it is renewed within {} s",
                         self.name,
                         ddb.table,
                         h.since,
                         h.who(),
+                        from.elapsed().as_secs(),
+                        lease.as_secs(),
                         (lease - from.elapsed()).as_secs() + 1
                     ));
                 }
@@ -411,42 +429,52 @@ impl Lease {
     }
 
     /// Renews the lease, with a new version each time, until it is lost; returns why it was
-    /// lost. Never returns while the lease is held.
-    async fn keep(&self, ddb: &Ddb, me: &Holder) -> Error {
+    /// lost. Never returns while the lease is held. Each renewal that went through moves
+    /// `renewed` to the moment it was sent.
+    async fn keep(&self, ddb: &Ddb, me: &Holder, renewed: &Renewed) -> Error {
         loop {
             tokio::time::sleep(self.renew_every()).await;
-            let res = ddb
-                .client
-                .update_item()
-                .table_name(&ddb.table)
-                .set_key(Some(self.key()))
-                .update_expression("SET #v = :v, #e = :e")
-                .condition_expression("#o = :me")
-                .expression_attribute_names("#v", "version")
-                .expression_attribute_names("#e", "expires_at")
-                .expression_attribute_names("#o", "lock_owner")
-                .expression_attribute_values(":v", AttributeValue::S(Uuid::new_v4().to_string()))
-                .expression_attribute_values(":e", AttributeValue::S(format_ts(now() + self.ttl)))
-                .expression_attribute_values(":me", AttributeValue::S(me.token.to_string()))
-                .send()
-                .await;
-            match res {
-                Ok(_) => {}
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                    return Error::Conflict(format!(
-                        "lost the {} lock of table {}: this run stalled past its lease and another run took over; stopped writing. Run it again when the other one has finished",
-                        self.name, ddb.table
-                    ));
-                }
-                Err(e) => {
-                    let err = Error::from_sdk(e, &ddb.ctx("UpdateItem"));
-                    // A short outage is survivable while the lease lasts; the next renewal retries.
-                    if !err.is_transient() {
-                        return err;
-                    }
-                }
+            let sent = Instant::now();
+            match self.renew(ddb, me.token).await {
+                Ok(true) => renewed.set(sent),
+                Ok(false) => return self.lost(ddb),
+                // A short outage is survivable while the lease lasts; the next renewal retries.
+                Err(e) if e.is_transient() => {}
+                Err(e) => return e,
             }
         }
+    }
+
+    /// Writes a new version and expiry into the lock's item, on condition that `token` still
+    /// holds it; false when it does not.
+    async fn renew(&self, ddb: &Ddb, token: Uuid) -> Result<bool> {
+        let res = ddb
+            .client
+            .update_item()
+            .table_name(&ddb.table)
+            .set_key(Some(self.key()))
+            .update_expression("SET #v = :v, #e = :e")
+            .condition_expression("#o = :me")
+            .expression_attribute_names("#v", "version")
+            .expression_attribute_names("#e", "expires_at")
+            .expression_attribute_names("#o", "lock_owner")
+            .expression_attribute_values(":v", AttributeValue::S(Uuid::new_v4().to_string()))
+            .expression_attribute_values(":e", AttributeValue::S(format_ts(now() + self.ttl)))
+            .expression_attribute_values(":me", AttributeValue::S(token.to_string()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(Error::from_sdk(e, &ddb.ctx("UpdateItem"))),
+        }
+    }
+
+    fn lost(&self, ddb: &Ddb) -> Error {
+        Error::Conflict(format!(
+            "lost the {} lock of table {}: this run stalled past its lease and another run took over; stopped writing. Run it again when the other one has finished",
+            self.name, ddb.table
+        ))
     }
 
     async fn release(&self, ddb: &Ddb, me: &Holder) -> Result<()> {

@@ -4,6 +4,7 @@
 //! [`crate::conversation`].)
 
 use crate::error::{Error, Result};
+use crate::lock::Fence;
 use crate::progress::{Counter, Progress};
 use crate::Ddb;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
@@ -70,24 +71,45 @@ pub async fn write_stream(
     opts: WriteOptions,
     progress: &dyn Progress,
 ) -> Result<u64> {
+    write_fenced(ddb, requests, opts, progress, None).await
+}
+
+/// [`write_stream`] under a lease: every call (and every retry of one) passes `fence` first, so
+/// that nothing is sent once the lease is lost.
+pub async fn write_fenced(
+    ddb: &Ddb,
+    requests: impl futures::Stream<Item = Result<WriteRequest>>,
+    opts: WriteOptions,
+    progress: &dyn Progress,
+    fence: Option<&Fence>,
+) -> Result<u64> {
     let counter = Counter::new(progress);
     let counter = &counter;
     requests
         .try_chunks(BATCH_SIZE)
         .map_err(|e| e.1)
-        .map_ok(|batch| write_batch(ddb, batch, opts, counter))
+        .map_ok(|batch| write_batch(ddb, batch, opts, counter, fence))
         .try_buffer_unordered(opts.concurrency.max(1))
         .try_fold(0u64, |acc, n| async move { Ok(acc + n) })
         .await
 }
 
 /// One batch until every request of it is written.
-async fn write_batch(ddb: &Ddb, batch: Vec<WriteRequest>, opts: WriteOptions, progress: &Counter<&dyn Progress>) -> Result<u64> {
+async fn write_batch(
+    ddb: &Ddb,
+    batch: Vec<WriteRequest>,
+    opts: WriteOptions,
+    progress: &Counter<&dyn Progress>,
+    fence: Option<&Fence>,
+) -> Result<u64> {
     let total = batch.len() as u64;
     let mut pending = HashMap::from([(ddb.table.clone(), batch)]);
     let mut attempt = 0u32;
     let mut last_progress = Instant::now();
     loop {
+        if let Some(fence) = fence {
+            fence.pass().await?;
+        }
         let before = pending.get(&ddb.table).map_or(0, Vec::len) as u64;
         let result = ddb.client.batch_write_item().set_request_items(Some(pending.clone())).send().await;
         match result {

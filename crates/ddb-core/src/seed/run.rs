@@ -6,12 +6,13 @@ use super::report::{watch_local_rate, Phase, Phases, SeedReport, SLOW_LOCAL_WATC
 use super::{group_uuid, is_seed_group, SEED_GROUP_PREFIX, SEED_LOCK};
 use crate::conversation::{self, count_partition, group_items, items_of_partition, keys_of_partition, newest_message, Applied, Attempt, Change};
 use crate::error::{input, Error, Result};
+use crate::lock::Fence;
 use crate::progress::Progress;
 use crate::records::{Item, Key, MessageGroupRow, MessageRow};
 use crate::table::{GSI_NAME, GSI_PK};
-use crate::write::{delete, put, write_stream, WriteOptions, MAX_TRANSACT_ACTIONS};
+use crate::write::{delete, put, write_fenced, WriteOptions, MAX_TRANSACT_ACTIONS};
 use crate::Ddb;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -48,16 +49,18 @@ pub async fn run_until(
     stop: impl Future<Output = ()>,
 ) -> Result<SeedReport> {
     let phases = Phases::new(progress);
-    let stop = Stop(stop.boxed_local().shared());
-    let work = SEED_LOCK.hold(ddb, &phases, async {
-        let result = run_locked(ddb, plan, opts, &phases, approve_replace, &stop).await;
+    let signal = stop.boxed_local().shared();
+    let phases = &phases;
+    let work = SEED_LOCK.hold(ddb, phases, |fence| async move {
+        let stop = Stop { signal, fence };
+        let result = run_locked(ddb, plan, opts, phases, approve_replace, &stop).await;
         phases.end();
         result
     });
     let result = if ddb.target.is_local() && plan.total_items() >= SLOW_LOCAL_WATCH_FROM {
         tokio::select! {
             r = work => r,
-            never = watch_local_rate(&phases) => match never {},
+            never = watch_local_rate(phases) => match never {},
         }
     } else {
         work.await
@@ -65,18 +68,33 @@ pub async fn run_until(
     phases.finish(result)
 }
 
-/// The run's stop signal, shared by its phases.
-struct Stop<'a>(futures::future::Shared<futures::future::LocalBoxFuture<'a, ()>>);
+/// The run's stop signal, shared by its phases, and the fence of its lease that every write
+/// passes first.
+struct Stop<'a> {
+    signal: futures::future::Shared<futures::future::LocalBoxFuture<'a, ()>>,
+    fence: Fence,
+}
 
 impl<'a> Stop<'a> {
     /// Ends `s` when the stop comes: what is in flight finishes, nothing new starts.
     fn bound<S: futures::Stream>(&self, s: S) -> futures::stream::TakeUntil<S, futures::future::Shared<futures::future::LocalBoxFuture<'a, ()>>> {
-        s.take_until(self.0.clone())
+        s.take_until(self.signal.clone())
+    }
+
+    /// Writes `requests` until the stop comes, each batch past the fence.
+    async fn write(
+        &self,
+        ddb: &Ddb,
+        requests: impl futures::Stream<Item = Result<WriteRequest>>,
+        opts: WriteOptions,
+        phases: &Phases<'_>,
+    ) -> Result<u64> {
+        write_fenced(ddb, self.bound(requests), opts, phases, Some(&self.fence)).await
     }
 
     /// The stop came: the phase that just ended was cut short.
     fn check(&self) -> Result<()> {
-        match self.0.peek() {
+        match self.signal.peek() {
             Some(()) => Err(Error::Interrupted),
             None => Ok(()),
         }
@@ -101,7 +119,7 @@ async fn run_locked(
     report.written += written;
     stop.check()?;
     let messages = futures::stream::iter((0..plan.messages).map(|i| Ok(put(plan.message(i).to_item()))));
-    report.written += write_stream(ddb, stop.bound(messages), opts, phases).await?;
+    report.written += stop.write(ddb, messages, opts, phases).await?;
     stop.check()?;
     Ok(report)
 }
@@ -142,7 +160,7 @@ async fn clear_earlier(
     }
     phases.enter(Phase::Clearing, old_messages);
     let keys = futures::stream::iter(groups.iter()).flat_map(|g| keys_of_partition(ddb, MessageRow::pk_of(*g)));
-    write_stream(ddb, stop.bound(keys.map_ok(delete)), opts, phases).await
+    stop.write(ddb, keys.map_ok(delete), opts, phases).await
 }
 
 /// The keys of the group rows of seed conversations, by conversation.
@@ -210,9 +228,10 @@ async fn replace_group_rows(
     }
     replacements.extend(found.into_iter().map(|(g, keys)| (g, keys, None)));
     type Job<'a> = futures::future::BoxFuture<'a, Result<(u64, u64)>>;
-    let replace = futures::stream::iter(replacements).map(|(g, keys, new)| -> Job<'_> { Box::pin(replace_conversation(ddb, g, keys, new)) });
+    let replace =
+        futures::stream::iter(replacements).map(|(g, keys, new)| -> Job<'_> { Box::pin(replace_conversation(ddb, &stop.fence, g, keys, new)) });
     let create = futures::stream::iter(fresh.chunks(NEW_CONVERSATIONS_PER_TRANSACTION))
-        .map(|ks| -> Job<'_> { Box::pin(put_new_conversations(ddb, plan, ks)) });
+        .map(|ks| -> Job<'_> { Box::pin(put_new_conversations(ddb, &stop.fence, plan, ks)) });
     stop.bound(replace.chain(create))
         .buffer_unordered(opts.concurrency.max(1))
         .try_fold((0u64, 0u64), |(d, w), (dn, wn)| {
@@ -243,7 +262,7 @@ fn replacement(found: &[Key], new: Option<&[MessageGroupRow; 2]>, newest: Option
 /// a stream worker moving the same rows at the same moment makes it fail instead of leaving a
 /// second row per member; a lost race reads the rows (and the newest message) again and retries.
 /// Returns the rows deleted and written.
-async fn replace_conversation(ddb: &Ddb, group: Uuid, found: Vec<Key>, new: Option<[MessageGroupRow; 2]>) -> Result<(u64, u64)> {
+async fn replace_conversation(ddb: &Ddb, fence: &Fence, group: Uuid, found: Vec<Key>, new: Option<[MessageGroupRow; 2]>) -> Result<(u64, u64)> {
     let found = std::sync::Mutex::new(found);
     let what = format!("the group rows of seed conversation {group}");
     let (found, new) = (&found, &new);
@@ -264,6 +283,7 @@ async fn replace_conversation(ddb: &Ddb, group: Uuid, found: Vec<Key>, new: Opti
             changes.iter().filter(|c| matches!(c, Change::Remove(_))).count() as u64,
             changes.iter().filter(|c| matches!(c, Change::Create(_) | Change::Overwrite(_))).count() as u64,
         );
+        fence.pass().await?;
         Ok(match conversation::apply(ddb, &changes).await? {
             Applied::Done => Attempt::Done(counts),
             Applied::Race | Applied::MessageGone => Attempt::Again,
@@ -282,14 +302,15 @@ const NEW_CONVERSATIONS_PER_TRANSACTION: usize = MAX_TRANSACT_ACTIONS / 2;
 /// Puts the group rows of conversations that had none, many per transaction, each put
 /// conditioned on its key being free; a chunk that loses a race falls back to one conversation
 /// at a time (which reads first).
-async fn put_new_conversations(ddb: &Ddb, plan: &SeedPlan, ks: &[u64]) -> Result<(u64, u64)> {
+async fn put_new_conversations(ddb: &Ddb, fence: &Fence, plan: &SeedPlan, ks: &[u64]) -> Result<(u64, u64)> {
     let changes: Vec<Change> = ks.iter().flat_map(|k| plan.group_rows(*k)).map(Change::Create).collect();
+    fence.pass().await?;
     if conversation::apply(ddb, &changes).await? == Applied::Done {
         return Ok((0, changes.len() as u64));
     }
     let mut total = (0, 0);
     for k in ks {
-        let (d, w) = replace_conversation(ddb, group_uuid(*k), Vec::new(), Some(plan.group_rows(*k))).await?;
+        let (d, w) = replace_conversation(ddb, fence, group_uuid(*k), Vec::new(), Some(plan.group_rows(*k))).await?;
         total = (total.0 + d, total.1 + w);
     }
     Ok(total)

@@ -81,6 +81,46 @@ fn a_second_seed_refuses_while_the_first_holds_the_lock() {
     assert!(block_on(SEED_LOCK.holder(&t.ddb)).unwrap().is_none(), "the lock was given back");
 }
 
+/// A seed stopped (SIGSTOP) past its lease, while a second seed takes the lock over and writes the
+/// course conversation, writes nothing once it is woken up: its writes pass the lease's fence,
+/// which renews first and finds the lease taken. Before the fence, the woken seed wrote on for a
+/// renewal period (about 3 s: thousands of messages here) beside the seed that took over. The
+/// first seed's writes are slowed by a proxy, so that it is still writing when it is stopped.
+#[test]
+fn a_seed_stopped_past_its_lease_writes_nothing_when_it_wakes_up() {
+    let db = TestDb::create();
+    let u = db.users(&COURSE_HANDLES);
+    let t = TestTable::create(DynamoLocal::shared(), "stopped");
+    let proxy = FaultProxy::start(&t.endpoint);
+    proxy.faults.only(&["BatchWriteItem"]);
+    proxy.faults.delay_ms.store(300, Relaxed);
+    let first = t
+        .seed_cmd(&db, &["--messages", "500000", "--groups", "20"])
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while proxy.faults.seen("BatchWriteItem") < 20 {
+        assert!(Instant::now() < deadline, "the first seed never wrote: {}", proxy.faults.summary());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let signal = |sig: &str| assert!(std::process::Command::new("kill").args([sig, &first.id().to_string()]).status().unwrap().success());
+    signal("-STOP");
+    // The second seed sees the lock unrenewed for a whole lease (30 s), takes it over, clears
+    // the first seed's conversations and writes the course's.
+    let second = run_watched(&mut t.seed_cmd(&db, &[]), Duration::from_secs(600));
+    assert!(second.status.success(), "the second seed: {}", stderr(&second));
+    assert_exactly_one_course_seed(&t, &u, "after the takeover");
+    signal("-CONT");
+    let first = wait_watched(first, Duration::from_secs(300), "the woken seed");
+    assert!(!first.status.success(), "the woken seed must fail: {}", stdout(&first));
+    assert!(stderr(&first).contains("lost the seed lock"), "{}", stderr(&first));
+    assert_exactly_one_course_seed(&t, &u, "after the first seed woke up");
+    assert!(block_on(SEED_LOCK.holder(&t.ddb)).unwrap().is_none(), "no lock left");
+}
+
 #[test]
 fn seeds_started_together_leave_exactly_one_copy() {
     let db = TestDb::create();
@@ -162,7 +202,7 @@ fn a_lease_stays_renewed_while_its_work_blocks_the_thread() {
     let let_go = AtomicBool::new(false);
     std::thread::scope(|s| {
         let holder = s.spawn(|| {
-            block_on(lease.hold(&t.ddb, &(), async {
+            block_on(lease.hold(&t.ddb, &(), |_| async {
                 // Blocks its thread, without an await, until the test lets go.
                 while !let_go.load(Relaxed) {
                     std::thread::sleep(Duration::from_millis(10));
@@ -179,7 +219,7 @@ fn a_lease_stays_renewed_while_its_work_blocks_the_thread() {
             assert!(!holder.is_finished() && Instant::now() < deadline, "no renewals while the work blocks: {versions:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let second = block_on(lease.hold(&t.ddb, &(), async { Ok(()) }));
+        let second = block_on(lease.hold(&t.ddb, &(), |_| async { Ok(()) }));
         assert!(matches!(&second, Err(ddb_core::Error::Conflict(m)) if m.contains("blocking lock")), "{second:?}");
         let_go.store(true, Relaxed);
         holder.join().unwrap().expect("the first run kept its lock");

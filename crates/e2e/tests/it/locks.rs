@@ -155,7 +155,7 @@ fn of_two_runs_taking_over_an_unreadable_item_one_wins() {
         let losers = AtomicUsize::new(0);
         let results: Vec<ddb_core::Result<()>> = std::thread::scope(|s| {
             let run = || {
-                let r = block_on(lease.hold(&ddb, &(), async {
+                let r = block_on(lease.hold(&ddb, &(), |_| async {
                     // The winner holds on until the other run has its answer.
                     while losers.load(SeqCst) == 0 {
                         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -242,6 +242,39 @@ fn a_reused_pid_is_told_from_its_holder_by_the_process_start_time() {
     assert!(stderr(&out).contains(&format!("note: the seed lock of table {} (taken at", t.name)), "watched first: {}", stderr(&out));
     assert!(stderr(&out).contains(&format!("by pid {pid} on host {}) is not being renewed", this_host())), "{}", stderr(&out));
     assert_eq!(t.messages().len(), 24);
+}
+
+/// A live holder's lock with a lease of ten minutes: the seed says within seconds what it waits
+/// for and how long it may wait (it was silent for two minutes, a fifth of the lease).
+#[test]
+fn a_wait_behind_a_long_lease_is_said_within_seconds() {
+    let db = TestDb::create();
+    let t = TestTable::create(DynamoLocal::shared(), "longlease");
+    let other = Guarded::new(Command::new("sleep").arg("600").spawn().unwrap());
+    let pid = other.0.id();
+    let mut attrs = lock_attrs(&this_host(), sv(&pid.to_string()), time::Duration::minutes(10), Some(600_000));
+    attrs.push(("process", sv(&format!("{} {}", pid_space(), start_time(pid)))));
+    put_lock_item(&t, attrs);
+    let mut seed = Guarded::new(t.seed_cmd(&db, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
+    let err = std::io::BufReader::new(seed.0.stderr.take().unwrap());
+    // Read on a thread of its own: the test's bound holds even if the seed says nothing.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(err).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let note = loop {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) if line.contains("is not being renewed") => break line,
+            Ok(_) => continue,
+            Err(e) => panic!("no note of the wait: {e}"),
+        }
+    };
+    assert!(note.contains(&format!("by pid {pid} on host {}", this_host())) && note.contains("on a lease of 600 s"), "{note}");
+    assert!(note.contains("within 59"), "it says how long it may wait: {note}");
+    seed.kill();
+    assert_eq!(t.messages().len(), 0, "nothing written while the lock is held");
 }
 
 /// A pid stored as a number is still named in the refusal (it read "pid 0").
