@@ -7,19 +7,13 @@
 use crate::flags::TargetArgs;
 use ddb_core::target::{Resolved, Service, Settings};
 
-/// Where the Cognito scripts send requests: [`TargetArgs`]' flags, with Cognito's defaults.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct CognitoTargetArgs {
-    /// Send requests to this endpoint (default: AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER or
-    /// AWS_ENDPOINT_URL when set, else AWS)
-    #[arg(long, value_name = "URL", global = true)]
-    pub endpoint_url: Option<String>,
-    /// AWS region (default: the AWS config chain; with an endpoint, AWS_REGION or us-east-1)
-    #[arg(long, value_name = "REGION", global = true)]
-    pub region: Option<String>,
-    /// Named profile from your AWS config files
-    #[arg(long, value_name = "NAME", global = true)]
-    pub profile: Option<String>,
+crate::flags::target_flags! {
+    /// Where the Cognito scripts send requests: [`TargetArgs`]' flags, with Cognito's defaults.
+    CognitoTargetArgs {
+        endpoint_url: "Send requests to this endpoint (default: AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER or AWS_ENDPOINT_URL when set, else AWS)",
+        region: "AWS region (default: the AWS config chain; with an endpoint, AWS_REGION or us-east-1)",
+        profile: "Named profile from your AWS config files",
+    }
 }
 
 impl CognitoTargetArgs {

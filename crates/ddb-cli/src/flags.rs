@@ -37,19 +37,34 @@ pub fn word_and_prod(words: &[String], name: &str) -> anyhow::Result<(Option<Str
     }
 }
 
-/// Flags every script that talks to AWS or an emulator shares.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct TargetArgs {
-    /// Send requests to this endpoint (default: AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL
-    /// when set, else http://localhost:8000; AWS with `prod`). Overrides those variables.
-    #[arg(long, value_name = "URL", global = true)]
-    pub endpoint_url: Option<String>,
-    /// AWS region (default: the AWS config chain under prod, else AWS_REGION or us-east-1)
-    #[arg(long, value_name = "REGION", global = true)]
-    pub region: Option<String>,
-    /// Named profile from your AWS config files (used with prod)
-    #[arg(long, value_name = "NAME", global = true)]
-    pub profile: Option<String>,
+/// A struct of the three target flags (`--endpoint-url`, `--region`, `--profile`) with help
+/// texts of its own: each service says its own defaults, checked by the compiler.
+macro_rules! target_flags {
+    ($(#[$meta:meta])* $name:ident { endpoint_url: $e:literal, region: $r:literal, profile: $p:literal $(,)? }) => {
+        $(#[$meta])*
+        #[derive(clap::Args, Debug, Clone, Default)]
+        pub struct $name {
+            #[doc = $e]
+            #[arg(long, value_name = "URL", global = true)]
+            pub endpoint_url: Option<String>,
+            #[doc = $r]
+            #[arg(long, value_name = "REGION", global = true)]
+            pub region: Option<String>,
+            #[doc = $p]
+            #[arg(long, value_name = "NAME", global = true)]
+            pub profile: Option<String>,
+        }
+    };
+}
+pub(crate) use target_flags;
+
+target_flags! {
+    /// Flags every script that talks to AWS or an emulator shares.
+    TargetArgs {
+        endpoint_url: "Send requests to this endpoint (default: AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL when set, else http://localhost:8000; AWS with `prod`). Overrides those variables.",
+        region: "AWS region (default: the AWS config chain under prod, else AWS_REGION or us-east-1)",
+        profile: "Named profile from your AWS config files (used with prod)",
+    }
 }
 
 impl TargetArgs {

@@ -279,16 +279,26 @@ impl TestTable {
     /// A stream worker of the test's own on this table (quiet, polling every 50 ms, its position
     /// in `state`, its output discarded), killed when dropped.
     pub fn worker(&self, state: &Path) -> Guarded {
-        let child = self
-            .cmd("stream-worker")
-            .args(["--quiet", "--idle-ms", "50", "--state"])
-            .arg(state)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn stream-worker");
+        let mut c = self.worker_cmd(Some(state));
+        let child = c.arg("--quiet").stderr(Stdio::null()).spawn().expect("spawn stream-worker");
         Guarded::new(child)
+    }
+
+    /// The command of a stream worker on this table that polls every 50 ms, its position in
+    /// `state` (none: the worker's default file), its stderr into the file `log`.
+    pub fn worker_logged(&self, state: Option<&Path>, log: &Path) -> Command {
+        let mut c = self.worker_cmd(state);
+        c.stderr(std::fs::File::create(log).expect("create the worker's log"));
+        c
+    }
+
+    fn worker_cmd(&self, state: Option<&Path>) -> Command {
+        let mut c = self.cmd("stream-worker");
+        c.args(["--idle-ms", "50"]).stdin(Stdio::null()).stdout(Stdio::null());
+        if let Some(state) = state {
+            c.arg("--state").arg(state);
+        }
+        c
     }
 
     /// Runs `seed ARGS --quiet` against this table and `db` to its end.
@@ -596,6 +606,19 @@ impl SilentServer {
 impl Drop for SilentServer {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A message of a new conversation between two new users, written at 2026-01-01T00:00:00Z.
+pub fn a_message(text: &str) -> MessageRow {
+    MessageRow {
+        message_group_uuid: uuid::Uuid::new_v4(),
+        created_at: ddb_core::records::parse_ts("2026-01-01T00:00:00Z").expect("a timestamp"),
+        message_uuid: uuid::Uuid::new_v4(),
+        message: text.into(),
+        user_uuid: uuid::Uuid::new_v4(),
+        user_display_name: "A".into(),
+        user_handle: "a".into(),
     }
 }
 

@@ -263,15 +263,7 @@ impl Worker {
     fn start(t: &TestTable) -> Worker {
         let dir = TempDir::new("integrity-worker");
         let (log, state) = (dir.join("worker.log"), dir.join("state.json"));
-        let child = t
-            .cmd("stream-worker")
-            .args(["--idle-ms", "50", "--state"])
-            .arg(&state)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+        let child = t.worker_logged(Some(&state), &log).spawn().unwrap();
         Worker { child, log, _dir: dir }
     }
 

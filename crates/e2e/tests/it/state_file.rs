@@ -4,9 +4,7 @@
 //! FIFO, a device, a file too large) and a saved position that the stream cannot start from are
 //! refused in one line that says what to do.
 
-use ddb_core::records::MessageRow;
 use e2e::*;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -23,26 +21,10 @@ fn the_workers_default_state_file_fits_a_255_character_table_name() {
     let dir = home.join("cruddur-ddb");
     let log = home.with_extension("log");
     std::fs::create_dir_all(&home).unwrap();
-    let child = t
-        .cmd("stream-worker")
-        .args(["--idle-ms", "50"])
-        .env("XDG_STATE_HOME", &home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let child = t.worker_logged(None, &log).env("XDG_STATE_HOME", &home).spawn().unwrap();
     let mut worker = Guarded::new(child);
     // A record on the stream: the worker saves its position after the batch.
-    let row = MessageRow {
-        message_group_uuid: uuid::Uuid::new_v4(),
-        created_at: ddb_core::records::parse_ts("2026-01-01T00:00:00Z").unwrap(),
-        message_uuid: uuid::Uuid::new_v4(),
-        message: "hello".into(),
-        user_uuid: uuid::Uuid::new_v4(),
-        user_display_name: "A".into(),
-        user_handle: "a".into(),
-    };
+    let row = a_message("hello");
     block_on(t.client().put_item().table_name(&name).set_item(Some(row.to_item())).send()).unwrap();
     // Generous: this is a watchdog for a worker that never saves, not a measurement.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -137,15 +119,7 @@ fn a_saved_position_the_stream_cannot_start_from_is_one_line_naming_it() {
     let dir = TempDir::new("bad-position");
     let state = dir.join("state.json");
     let mut worker = t.worker(&state);
-    let row = MessageRow {
-        message_group_uuid: uuid::Uuid::new_v4(),
-        created_at: ddb_core::records::parse_ts("2026-01-01T00:00:00Z").unwrap(),
-        message_uuid: uuid::Uuid::new_v4(),
-        message: "hello".into(),
-        user_uuid: uuid::Uuid::new_v4(),
-        user_display_name: "A".into(),
-        user_handle: "a".into(),
-    };
+    let row = a_message("hello");
     block_on(t.client().put_item().table_name(&t.name).set_item(Some(row.to_item())).send()).unwrap();
     // Generous: a watchdog for a worker that never saves, not a measurement.
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -230,15 +230,7 @@ fn a_plain_worker_rides_out_a_restart_of_its_server() {
     let (t, db) = seeded(&server, "swrestart", &[]);
     let dir = state_dir();
     let (state, log) = (dir.join("state.json"), dir.join("worker.log"));
-    let child = t
-        .cmd("stream-worker")
-        .args(["--quiet", "--idle-ms", "50", "--state"])
-        .arg(&state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let child = t.worker_logged(Some(&state), &log).arg("--quiet").spawn().unwrap();
     let mut worker = Guarded::new(child);
     let alive = |worker: &mut Guarded, what: &str| {
         let status = worker.0.try_wait().unwrap();
