@@ -1,6 +1,5 @@
-//! `bin/ddb/check [prod]`: reads the whole table and reports each violation of the data model,
-//! one line each (`--json`: one JSON object each), then a summary; `--repair` mends the
-//! mechanical ones. Exit 0 clean (or all repaired), 1 violations left, 2 usage.
+//! `bin/ddb/check [prod]`: each violation of the data model in the table, one line (or JSON object)
+//! each, then a summary; `--repair` mends the mechanical ones. Exit 0 clean, 1 violations left.
 #![deny(clippy::print_stdout)]
 
 use clap::Parser;
@@ -70,12 +69,10 @@ fn main() -> ExitCode {
         } else {
             outln!("{line}")?;
         }
-        match left {
-            0 => Ok(()),
-            n if a.repair => {
-                anyhow::bail!("{n} violations are not mechanical and were left: mend them by hand (each line above says what was expected)")
-            }
-            n => anyhow::bail!("{n} violations in table {}: ./bin/ddb/check --repair mends the mechanical ones", ddb.table),
+        if left == 0 {
+            return Ok(());
         }
+        let what = if a.repair { "were left: not mechanical, mend them by hand" } else { "found: --repair mends the mechanical ones" };
+        anyhow::bail!("{left} violations in table {} {what}", ddb.table)
     })
 }

@@ -63,8 +63,8 @@ pub fn classify(item: &Item) -> Classified {
     if size > MAX_ITEM_BYTES {
         violations.push(item_violation(Kind::ItemTooLarge, item, &format!("at most {MAX_ITEM_BYTES} bytes"), format!("{size} bytes")));
     }
-    let pk = item.get(PK).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("");
-    let prefix = [MSG_PREFIX, GRP_PREFIX].into_iter().find(|p| pk.starts_with(p));
+    let partition = item.get(PK).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("");
+    let prefix = [MSG_PREFIX, GRP_PREFIX].into_iter().find(|p| partition.starts_with(p));
     let row = match prefix {
         Some(p) => match key_problem(item, p) {
             Some(problem) => {
@@ -73,12 +73,12 @@ pub fn classify(item: &Item) -> Classified {
             }
             None => typed(item, p, &mut violations),
         },
-        None if pk.starts_with(LOCK_PREFIX) => {
+        None if partition.starts_with(LOCK_PREFIX) => {
             violations.extend(lock_violation(item));
             Row::Other
         }
         None => {
-            let found = if pk.is_empty() { format!("no string {PK}") } else { format!("{PK} {pk:?}") };
+            let found = if partition.is_empty() { format!("no string {PK}") } else { format!("{PK} {partition:?}") };
             violations.push(item_violation(Kind::UnknownItem, item, &format!("a {MSG_PREFIX}, {GRP_PREFIX} or {LOCK_PREFIX} item"), found));
             Row::Other
         }

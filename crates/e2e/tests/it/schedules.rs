@@ -64,7 +64,8 @@ impl Schedule {
                 let cmd = self.t.seed_cmd(&self.db, &args.iter().map(String::as_str).collect::<Vec<_>>());
                 self.spawn(format!("seed {}", args.join(" ")), cmd);
             }
-            12..=17 => self.seed_interrupted(),
+            12..=14 => self.seed_interrupted(),
+            15..=17 => self.reseed_racing_members(),
             18..=49 => {
                 let group = ddb_core::seed::group_uuid(self.rng.u64(0..4)).to_string();
                 let handle = HANDLES[self.rng.usize(0..2)];
@@ -104,6 +105,21 @@ impl Schedule {
         self.reseed |= !out.status.success();
     }
 
+    /// A re-seed with fewer conversations (it removes the others) while members keep writing
+    /// into the conversations it removes, a few milliseconds apart.
+    fn reseed_racing_members(&mut self) {
+        let groups = self.rng.u64(1..=2).to_string();
+        let cmd = self.t.seed_cmd(&self.db, &["--messages", "4", "--groups", &groups]);
+        self.spawn(format!("seed --messages 4 --groups {groups}"), cmd);
+        for k in 1..=4 {
+            std::thread::sleep(Duration::from_millis(self.rng.u64(0..60)));
+            let group = ddb_core::seed::group_uuid(k).to_string();
+            let mut cmd = self.t.cmd_db("create-message", &self.db);
+            cmd.args([group.as_str(), HANDLES[self.rng.usize(0..2)], "racing the re-seed"]);
+            self.spawn(format!("create-message {group} (racing)"), cmd);
+        }
+    }
+
     fn start_worker(&mut self) {
         if self.workers.len() >= 2 {
             return;
@@ -132,6 +148,9 @@ impl Schedule {
     /// (the images the stream carries), a random few, in a random order.
     fn lambda(&mut self) {
         let mut items: Vec<_> = self.t.items().into_iter().filter(|i| e2e::s(i, "pk").starts_with("MSG#")).collect();
+        if items.is_empty() {
+            return;
+        }
         self.rng.shuffle(&mut items);
         items.truncate(self.rng.usize(1..=10));
         let records: Vec<Record> = items
