@@ -223,9 +223,13 @@ pub async fn create_message(ddb: &Ddb, group: Uuid, sender: &User, text: &str) -
         user_handle: sender.handle.clone(),
     });
     check_size(&row.lock().expect("not poisoned").to_item())?;
+    // Checked once before the loop: a refusal, or a server that does not answer, ends the run
+    // at once; a lost race reads the sender's row again.
+    let first = check_member(ddb, group, sender).await?;
     let what = format!("the timestamps of conversation {group}");
-    conversation::retry(&what, |_| async {
-        let member = check_member(ddb, group, sender).await?;
+    let (row, first) = (&row, &first);
+    conversation::retry(&what, |attempt| async move {
+        let member = if attempt == 0 { first.clone() } else { check_member(ddb, group, sender).await? };
         let attempt = row.lock().expect("not poisoned").clone();
         match conversation::apply(ddb, &[Change::CreateMessage(attempt.clone()), Change::OnRow(member)]).await? {
             Applied::Done => Ok(Attempt::Done(attempt)),
