@@ -12,6 +12,7 @@
 //! - [`write`](mod@write): bulk writes with BatchWriteItem, retries and backoff.
 //! - [`conversation`]: a conversation's partitions, and every write of group rows (conditioned
 //!   transactions, one retry loop).
+//! - [`check`]: the table's rules checked over the whole table, and the mechanical ones repaired.
 //! - [`lock`]: a lease in the table (the seed's lock), by conditional writes.
 //! - [`seed`]: the course conversation, its validation, and the idempotent seed.
 //! - [`patterns`]: access patterns A-D (list messages, list groups, create message, create group).
@@ -26,6 +27,7 @@
 #![deny(missing_docs)]
 
 pub mod call;
+pub mod check;
 #[cfg(feature = "cognito")]
 pub mod cognito;
 pub mod conversation;

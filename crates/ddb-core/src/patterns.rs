@@ -14,7 +14,7 @@
 
 use crate::conversation::{self, Applied, Attempt, Change};
 use crate::error::{input, quoted, Error, Result};
-use crate::records::{check_text, format_ts, item_size, now, parse_ts, Item, MessageGroupRow, MessageRow, User, MAX_ITEM_BYTES};
+use crate::records::{check_text, format_ts, item_size, now, parse_ts, Item, Key, MessageGroupRow, MessageRow, User, MAX_ITEM_BYTES};
 use crate::table::{PK, SK};
 use crate::Ddb;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
@@ -206,12 +206,13 @@ fn check_message_text(text: &str) -> Result<()> {
 
 /// C. Writes one message from `sender` into `group` and returns it. The conversation must exist
 /// and `sender` must be one of its members: they have a group row of it (read strongly
-/// consistently, so that pattern E moving the row at that moment does not hide it). Two messages
-/// of a conversation may not share a timestamp (it is their key): a collision moves the new one on
-/// by a microsecond instead of overwriting the other.
+/// consistently, so that pattern E moving the row at that moment does not hide it). The message
+/// is put in one transaction with a check that this row still exists: a re-seed that removes the
+/// conversation meanwhile makes the write read again (and refuse) instead of leaving a message
+/// without group rows. Two messages of a conversation may not share a timestamp (it is their
+/// key): a collision moves the new one on by a microsecond instead of overwriting the other.
 pub async fn create_message(ddb: &Ddb, group: Uuid, sender: &User, text: &str) -> Result<MessageRow> {
     check_message_text(text)?;
-    check_member(ddb, group, sender).await?;
     let row = std::sync::Mutex::new(MessageRow {
         message_group_uuid: group,
         created_at: now(),
@@ -222,40 +223,37 @@ pub async fn create_message(ddb: &Ddb, group: Uuid, sender: &User, text: &str) -
         user_handle: sender.handle.clone(),
     });
     check_size(&row.lock().expect("not poisoned").to_item())?;
+    // Checked once before the loop: a refusal, or a server that does not answer, ends the run
+    // at once; a lost race reads the sender's row again.
+    let first = check_member(ddb, group, sender).await?;
     let what = format!("the timestamps of conversation {group}");
-    conversation::retry(&what, |_| async {
+    let (row, first) = (&row, &first);
+    conversation::retry(&what, |attempt| async move {
+        let member = if attempt == 0 { first.clone() } else { check_member(ddb, group, sender).await? };
         let attempt = row.lock().expect("not poisoned").clone();
-        let res = ddb
-            .client
-            .put_item()
-            .table_name(&ddb.table)
-            .set_item(Some(attempt.to_item()))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(Attempt::Done(attempt)),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+        match conversation::apply(ddb, &[Change::CreateMessage(attempt.clone()), Change::OnRow(member)]).await? {
+            Applied::Done => Ok(Attempt::Done(attempt)),
+            // The key was taken, or the sender's row moved or went: read again, a microsecond on.
+            Applied::Race | Applied::MessageGone => {
                 row.lock().expect("not poisoned").created_at += time::Duration::microseconds(1);
                 Ok(Attempt::Again)
             }
-            Err(e) => Err(Error::from_sdk(e, &ddb.ctx("PutItem"))),
         }
     })
     .await
 }
 
-/// Refuses a `sender` who is not a member of `group`, or a `group` that does not exist.
-async fn check_member(ddb: &Ddb, group: Uuid, sender: &User) -> Result<()> {
+/// The key of `sender`'s group row of `group`; refuses a `sender` who is not a member, or a
+/// `group` that does not exist.
+async fn check_member(ddb: &Ddb, group: Uuid, sender: &User) -> Result<Key> {
     // The seed's replacement of group rows may put a member's row at an earlier key than the one
     // it deletes, which a read at that very moment can miss: a refusal is checked once more.
-    if conversation::is_member(ddb, group, sender.uuid).await? {
-        return Ok(());
+    if let Some(key) = conversation::member_row(ddb, group, sender.uuid).await? {
+        return Ok(key);
     }
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    if conversation::is_member(ddb, group, sender.uuid).await? {
-        return Ok(());
+    if let Some(key) = conversation::member_row(ddb, group, sender.uuid).await? {
+        return Ok(key);
     }
     // Refused either way; the index says which message fits.
     let members = conversation::group_rows(ddb, group).await?;

@@ -310,6 +310,20 @@ pub async fn users(url: &str, handles: &[&str]) -> Result<Vec<User>> {
         .collect()
 }
 
+/// Every row of `users` at `url`, by uuid (`check --users`).
+pub async fn users_by_uuid(url: &str) -> Result<HashMap<uuid::Uuid, User>> {
+    let db = connect(url).await?;
+    let sql = "SELECT uuid, display_name::text, handle::text FROM public.users";
+    let rows = db.bounded("reading users", db.client.query(sql, &[])).await?;
+    rows.iter()
+        .map(|r| {
+            let u =
+                User { uuid: column(r, url, 0, "uuid", "")?, display_name: column(r, url, 1, "text", "")?, handle: column(r, url, 2, "text", "")? };
+            Ok((u.uuid, u))
+        })
+        .collect()
+}
+
 /// Column `idx` of `row`, or an error that names it: NULL, or a value of another type.
 fn column<'a, T: FromSql<'a>>(row: &'a Row, url: &str, idx: usize, want: &str, of: &str) -> Result<T> {
     let col = &row.columns()[idx];

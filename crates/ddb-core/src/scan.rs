@@ -10,13 +10,16 @@ use futures::{Stream, StreamExt};
 /// different segments interleave; each item comes exactly once.
 pub fn items(ddb: &Ddb, segments: u32) -> impl Stream<Item = Result<Item>> + '_ {
     let segments = segments.max(1);
-    let per_segment = (0..segments).map(move |seg| {
-        let mut req = ddb.client.scan().table_name(&ddb.table);
-        if segments > 1 {
-            req = req.segment(seg as i32).total_segments(segments as i32);
-        }
-        let pages = req.into_paginator().items().send();
-        crate::stream_of(pages).map(move |r| r.map_err(|e| Error::from_sdk(e, &ddb.ctx("Scan")))).boxed()
-    });
-    futures::stream::select_all(per_segment)
+    futures::stream::select_all((0..segments).map(move |seg| segment(ddb, seg, segments).boxed()))
+}
+
+/// The items of segment `seg` of a parallel scan of `total` segments (the whole table when
+/// `total` is 1), all pages.
+pub fn segment(ddb: &Ddb, seg: u32, total: u32) -> impl Stream<Item = Result<Item>> + '_ {
+    let mut req = ddb.client.scan().table_name(&ddb.table);
+    if total > 1 {
+        req = req.segment(seg as i32).total_segments(total as i32);
+    }
+    let pages = req.into_paginator().items().send();
+    crate::stream_of(pages).map(move |r| r.map_err(|e| Error::from_sdk(e, &ddb.ctx("Scan"))))
 }

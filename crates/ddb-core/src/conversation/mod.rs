@@ -13,6 +13,9 @@
 //! - a row moved onto a message carries a [`Change::OnMessage`] check that the message still
 //!   exists, so that no group row ever points at a message that was deleted meanwhile (a re-seed
 //!   clears messages while the stream still carries their INSERTs);
+//! - a message written into a conversation carries a [`Change::OnRow`] check that its sender's
+//!   group row still exists (pattern C), so that a re-seed removing the conversation meanwhile
+//!   makes the write fail instead of leaving a message without group rows;
 //! - a member's changes are never split over two transactions.
 //!
 //! A lost race comes back as [`Applied::Race`]: the writer re-reads and plans again, through the
@@ -30,7 +33,7 @@ use std::future::Future;
 mod read;
 mod settle;
 
-pub use read::{count_partition, group_items, group_rows, is_member, items_of_partition, keys_of_partition, newest_message, Stored};
+pub use read::{count_partition, group_items, group_rows, is_member, items_of_partition, keys_of_partition, member_row, newest_message, Stored};
 pub use settle::{settle, settling, Settled};
 
 /// How many times a write that lost a race (or met a transient error) re-reads and tries again.
@@ -57,6 +60,9 @@ pub enum Change {
     CreateMessage(MessageRow),
     /// Only if the message of this key exists: the message the rows are moved onto.
     OnMessage(Key),
+    /// Only if the row of this key exists (a sender's group row, pattern C); a failed check is
+    /// a [`Applied::Race`]: the caller reads the row again.
+    OnRow(Key),
 }
 
 impl Change {
@@ -137,6 +143,7 @@ fn actions(ddb: &Ddb, changes: &[Change]) -> (Vec<TransactWriteItem>, Vec<usize>
                 checks.push(out.len());
                 out.push(check(ddb, key));
             }
+            Change::OnRow(key) => out.push(check(ddb, key)),
         }
     }
     (out, checks)

@@ -83,22 +83,28 @@ pub async fn group_rows(ddb: &Ddb, group: Uuid) -> Result<Vec<Stored<MessageGrou
     group_items(ddb, group).await?.iter().map(|i| stored(i, MessageGroupRow::from_item)).collect()
 }
 
-/// True when `user` has a group row of `group`. A strongly consistent query of the user's own
-/// partition, not the index: a move deletes a member's row and puts a later one in one
+/// True when `user` has a group row of `group` (see [`member_row`]).
+pub async fn is_member(ddb: &Ddb, group: Uuid, user: Uuid) -> Result<bool> {
+    Ok(member_row(ddb, group, user).await?.is_some())
+}
+
+/// The key of `user`'s group row of `group`, if any. A strongly consistent query of the user's
+/// own partition, not the index: a move deletes a member's row and puts a later one in one
 /// transaction, and a consistent read sees the old row, the new one or both, never neither; the
 /// index, updated after the table, may show neither for a moment.
-pub async fn is_member(ddb: &Ddb, group: Uuid, user: Uuid) -> Result<bool> {
+pub async fn member_row(ddb: &Ddb, group: Uuid, user: Uuid) -> Result<Option<Key>> {
     let mut rows = query_partition(ddb, MessageGroupRow::pk_of(user))
         .filter_expression("#g = :g")
         .expression_attribute_names("#g", GSI_PK)
         .expression_attribute_values(":g", AttributeValue::S(group.to_string()))
-        .projection_expression("#pk")
+        .projection_expression("#pk, #sk")
+        .expression_attribute_names("#sk", SK)
         .into_paginator()
         .items()
         .send();
     match rows.next().await {
-        Some(row) => row.map(|_| true).map_err(|e| Error::from_sdk(e, &ddb.ctx("Query"))),
-        None => Ok(false),
+        Some(row) => row.map(|r| Key::of(&r)).map_err(|e| Error::from_sdk(e, &ddb.ctx("Query"))),
+        None => Ok(None),
     }
 }
 

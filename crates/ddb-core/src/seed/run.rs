@@ -114,14 +114,30 @@ async fn run_locked(
     stop.check()?;
     let old_group_rows: u64 = found.values().map(|r| r.len() as u64).sum();
     phases.enter(Phase::Writing, plan.total_items() + old_group_rows);
+    let removed: Vec<Uuid> = found.keys().filter(|g| seed_index(g).is_none_or(|k| k >= plan.groups)).copied().collect();
     let (deleted, written) = replace_group_rows(ddb, plan, found, opts, phases, stop).await?;
     report.deleted += deleted;
     report.written += written;
+    stop.check()?;
+    // A message written into a removed conversation between the clearing and the removal of
+    // its rows (pattern C checks the sender's row in the same transaction, so none after it)
+    // would be left without group rows: those conversations are swept once more.
+    let sweep = futures::stream::iter(removed.iter()).flat_map(|g| keys_of_partition(ddb, MessageRow::pk_of(*g)));
+    report.deleted += write_fenced(ddb, stop.bound(sweep.map_ok(delete)), opts, &(), Some(&stop.fence)).await?;
     stop.check()?;
     let messages = futures::stream::iter((0..plan.messages).map(|i| Ok(put(plan.message(i).to_item()))));
     report.written += stop.write(ddb, messages, opts, phases).await?;
     stop.check()?;
     Ok(report)
+}
+
+/// The index `k` of seed conversation `g` (`group_uuid(k) == g`), if it is one.
+fn seed_index(g: &Uuid) -> Option<u64> {
+    if *g == super::COURSE_GROUP {
+        return Some(0);
+    }
+    let k = u64::from_str_radix(g.to_string().strip_prefix(SEED_GROUP_PREFIX)?, 16).ok()?;
+    Some(k).filter(|k| *k > 0 && group_uuid(*k) == *g)
 }
 
 /// Deletes the messages of every earlier seed conversation (`found`) and of this plan's first
@@ -336,6 +352,14 @@ mod tests {
             user_handle: m.handle.clone(),
         };
         [row(&a, &b), row(&b, &a)]
+    }
+
+    #[test]
+    fn seed_groups_have_their_index() {
+        for k in [0, 1, 7, 4096] {
+            assert_eq!(seed_index(&group_uuid(k)), Some(k));
+        }
+        assert_eq!(seed_index(&Uuid::new_v4()), None);
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! - `architecture`: ARCHITECTURE.md's invariants over every crate's files: the crate graph, a
 //!   library that never prints, thin binaries that print through ddb-cli, the table's names and
 //!   keys spelled once, short functions and files.
+//! - `check`: bin/ddb/check: each kind of violation injected by raw writes, named, repaired when
+//!   mechanical; clean on every table the seeds and scripts make; `--repair` racing the writers.
+//! - `schedules`: random interleavings of every writer (seeds, Ctrl-C, patterns C and D, workers
+//!   started and killed, the handler, drop and schema-load), check as the oracle after each round;
+//!   `SCHEDULE_SEED` replays one, `SCHEDULE_ROUNDS` sets how many.
 //! - `tables`: schema-load, list-tables, drop, scan; unreachable endpoints and usage errors.
 //! - `seed`: the course seed, bad inputs, re-runs, crashes and scale mode.
 //! - `patterns`: access patterns A-D and their scripts.
@@ -40,6 +45,7 @@
 //!   without credentials, Postgres over TLS, the local stack's scripts.
 
 mod architecture;
+mod check;
 mod cognito;
 mod deploy;
 mod edges;
@@ -55,6 +61,7 @@ mod output;
 mod patterns;
 mod reliability;
 mod robust;
+mod schedules;
 mod seed;
 mod shards;
 mod state_file;

@@ -46,6 +46,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+mod stale;
+pub use stale::{inspect, remove_as_read, LockState};
+
 /// Prefix of lock items' keys (pk and sk), apart from the `MSG#` and `GRP#` rows.
 pub const LOCK_PREFIX: &str = "LOCK#";
 
@@ -182,6 +185,33 @@ fn process_start(pid: u32) -> Option<String> {
 /// this host tells it from another process that got the same pid.
 fn process_id() -> Option<String> {
     Some(format!("{} {}", pid_space()?, process_start(std::process::id())?))
+}
+
+/// The condition that a lock item is still exactly `old`, as far as a lock's attributes go
+/// (every lock write changes one of them), with its names (`#pk` too) and values.
+pub(crate) struct AsRead {
+    condition: String,
+    names: std::collections::HashMap<String, String>,
+    values: Option<std::collections::HashMap<String, AttributeValue>>,
+}
+
+impl AsRead {
+    fn of(old: &Item) -> Self {
+        let mut c = AsRead { condition: String::new(), names: [("#pk".to_string(), PK.to_string())].into(), values: None };
+        let mut cond = vec!["attribute_exists(#pk)".to_string()];
+        for (i, name) in LOCK_ATTRS.iter().enumerate() {
+            c.names.insert(format!("#a{i}"), name.to_string());
+            match old.get(*name) {
+                Some(v) => {
+                    cond.push(format!("#a{i} = :a{i}"));
+                    c.values.get_or_insert_with(Default::default).insert(format!(":a{i}"), v.clone());
+                }
+                None => cond.push(format!("attribute_not_exists(#a{i})")),
+            }
+        }
+        c.condition = cond.join(" AND ");
+        c
+    }
 }
 
 /// What a contested acquire saw in the lock's item.
@@ -336,18 +366,8 @@ impl Lease {
         req = match over {
             None => req.condition_expression("attribute_not_exists(#pk)"),
             Some(old) => {
-                let mut cond = vec!["attribute_exists(#pk)".to_string()];
-                for (i, name) in LOCK_ATTRS.iter().enumerate() {
-                    req = req.expression_attribute_names(format!("#a{i}"), *name);
-                    match old.get(*name) {
-                        Some(v) => {
-                            cond.push(format!("#a{i} = :a{i}"));
-                            req = req.expression_attribute_values(format!(":a{i}"), v.clone());
-                        }
-                        None => cond.push(format!("attribute_not_exists(#a{i})")),
-                    }
-                }
-                req.condition_expression(cond.join(" AND "))
+                let c = AsRead::of(old);
+                req.condition_expression(c.condition).set_expression_attribute_names(Some(c.names)).set_expression_attribute_values(c.values)
             }
         };
         match req.send().await {
