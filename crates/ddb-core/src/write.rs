@@ -81,8 +81,10 @@ pub async fn write_stream(
         .await
 }
 
-/// One batch until every request of it is written.
-async fn write_batch(ddb: &Ddb, batch: Vec<WriteRequest>, opts: WriteOptions, progress: &Counter<&dyn Progress>) -> Result<u64> {
+/// One batch (at most [`BATCH_SIZE`] requests, no two of one key) until every request of it is
+/// written; returns how many. `progress` is told of each item written, and says how far a run got
+/// when it gives up.
+pub async fn write_batch(ddb: &Ddb, batch: Vec<WriteRequest>, opts: WriteOptions, progress: &Counter<&dyn Progress>) -> Result<u64> {
     let total = batch.len() as u64;
     let mut pending = HashMap::from([(ddb.table.clone(), batch)]);
     let mut attempt = 0u32;
