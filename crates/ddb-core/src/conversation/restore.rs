@@ -1,7 +1,7 @@
 //! Restoring a group row from a backup (the import).
 
 use super::{apply, is_member, retry, Applied, Attempt, Change};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::records::MessageGroupRow;
 use crate::Ddb;
 
@@ -23,4 +23,13 @@ pub async fn restore(ddb: &Ddb, row: &MessageGroupRow) -> Result<bool> {
         })
     })
     .await
+    .map_err(|e| match e {
+        // The member has no row of the conversation, and yet the key is never free.
+        Error::Conflict(_) => Error::Conflict(format!(
+            "cannot restore group row {} of conversation {}: its key stays taken by another row (a conversation of the same member whose newest message has the same time?), or something keeps rewriting it",
+            row.key(),
+            row.message_group_uuid
+        )),
+        e => e,
+    })
 }
