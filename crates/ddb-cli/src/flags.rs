@@ -6,6 +6,7 @@ use crate::run::usage;
 use crate::text::escape;
 use ddb_core::patterns::{Page, DEFAULT_LIMIT};
 use ddb_core::target::{Resolved, Service, Settings};
+use ddb_core::write::WriteOptions;
 use ddb_core::{pg, table, Ddb};
 
 /// The course's trailing `prod` word, as the last positional argument of a script.
@@ -130,6 +131,28 @@ impl DdbFlags {
     pub async fn connect_with_config(&self, prod: bool) -> anyhow::Result<(Ddb, aws_config::SdkConfig)> {
         let resolved = self.target.resolve(Service::DynamoDb, prod)?;
         Ok(Ddb::connect(&resolved, &self.table).await?)
+    }
+}
+
+/// The flags of the scripts that write many items (the seed, the import): how the batch writer
+/// runs and what they print.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WriteArgs {
+    /// BatchWriteItem calls in flight
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub concurrency: u64,
+    /// No progress bar
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print the run's figures as one JSON object instead of the summary line
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl WriteArgs {
+    /// The batch writer's options for these flags.
+    pub fn options(&self) -> WriteOptions {
+        WriteOptions { concurrency: self.concurrency as usize, ..WriteOptions::default() }
     }
 }
 

@@ -17,11 +17,13 @@
 //!   escapes), with [`width`], [`pad`], [`cut`] and [`Table`]: columns by display width.
 //! - `flags`: [`DdbArgs`] (`prod`, the target, the table), [`DdbFlags`] with [`word_and_prod`]
 //!   for scripts whose positional words are all optional, [`TargetArgs`], [`PgArgs`],
-//!   [`PageArgs`], [`parse_uuid`].
+//!   [`PageArgs`], [`WriteArgs`] (the batch writer's flags of the seed and the import),
+//!   [`parse_uuid`].
 //! - `cognito` (feature `cognito`): `CognitoArgs`, whose target flags document Cognito's
 //!   defaults, and the client it connects.
 //! - `progress`: [`Bar`], the library's `Progress` drawn on stderr.
-//! - `session`: [`confirm`], [`shutdown_signal`], [`state_file`] (a bounded file name).
+//! - `session`: [`confirm`], [`shutdown_signal`], [`state_file`] (a bounded file name),
+//!   [`import_source`] (a file, or standard input spooled).
 #![deny(missing_docs)]
 
 #[cfg(feature = "cognito")]
@@ -35,9 +37,9 @@ mod text;
 
 #[cfg(feature = "cognito")]
 pub use cognito::{CognitoArgs, CognitoTargetArgs};
-pub use flags::{parse_uuid, word_and_prod, DdbArgs, DdbFlags, PageArgs, PgArgs, Prod, TargetArgs};
+pub use flags::{parse_uuid, word_and_prod, DdbArgs, DdbFlags, PageArgs, PgArgs, Prod, TargetArgs, WriteArgs};
 pub use output::{print_json, print_json_line, warn_skipped, JsonLines, OutputError};
 pub use progress::Bar;
 pub use run::{error_text, main, parse, run, usage, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE};
-pub use session::{confirm, shutdown_signal, state_file, MAX_STATE_NAME};
+pub use session::{confirm, import_source, shutdown_signal, state_file, MAX_STATE_NAME};
 pub use text::{cut, escape, pad, width, Table};

@@ -17,6 +17,19 @@ pub fn confirm(prompt: &str, expected: &str) -> anyhow::Result<bool> {
     Ok(answer.trim() == expected)
 }
 
+/// Where an import reads: `file`, or standard input for `-` or none (spooled into a temporary
+/// file first, so that it is checked whole before anything is written). Standard input that is
+/// a terminal is a usage error: nothing would come.
+pub fn import_source(file: Option<&str>) -> anyhow::Result<ddb_core::import::Source> {
+    match file {
+        Some(f) if f != "-" => Ok(ddb_core::import::Source::File(PathBuf::from(f))),
+        _ if std::io::stdin().is_terminal() => Err(crate::run::usage(
+            "no FILE, and standard input is a terminal: give a FILE, or pipe items in (./bin/ddb/scan --output dynamodb-json | ./bin/ddb/import -)",
+        )),
+        _ => Ok(ddb_core::import::Source::spool(&mut std::io::stdin().lock(), &std::env::temp_dir())?),
+    }
+}
+
 /// Resolves on Ctrl-C or SIGTERM: for scripts that run until stopped (the stream worker) and
 /// runs that stop cleanly (the seed). The handlers are installed when it is called, not when the
 /// future is first polled: a Ctrl-C that comes before the run first looks at it (right after the

@@ -140,6 +140,18 @@ pub enum Error {
         /// Items of that phase.
         total: u64,
     },
+    /// An import failed part of the way; running it again finishes it (its writes are puts).
+    #[error("{source}; the import stopped while {phase} ({done} of {total} done); run it again to finish (its writes are idempotent)")]
+    ImportStopped {
+        /// Why it stopped.
+        source: Box<Error>,
+        /// The phase it was in.
+        phase: String,
+        /// Items done in that phase.
+        done: u64,
+        /// Items of that phase.
+        total: u64,
+    },
     /// Postgres could not be reached, did not answer in time, or refused a statement.
     #[error("postgres ({url}): {message}")]
     Postgres {
@@ -221,7 +233,7 @@ impl Error {
             Error::Postgres { .. } => ErrorKind::Postgres,
             Error::BadItem { .. } | Error::TableShape { .. } => ErrorKind::Data,
             Error::Interrupted => ErrorKind::Interrupted,
-            Error::Stopped { source, .. } => source.kind(),
+            Error::Stopped { source, .. } | Error::ImportStopped { source, .. } => source.kind(),
         }
     }
 

@@ -19,6 +19,8 @@
 //! - [`stream`]: pattern E, group rows follow the newest message; a reader of a stream's shards
 //!   and the local stream worker (feature `streams`).
 //! - [`scan`]: the whole table as a stream, plain or parallel.
+//! - [`import`]: what scan writes, checked whole and written back (a backup restored, a table
+//!   copied).
 //! - `pg` (feature `pg`): Postgres `users`.
 //! - [`progress`]: how long work reports phases and items done (the library never prints).
 //! - `cognito` (feature `cognito`): the user pool's users and their sync into Postgres.
@@ -32,6 +34,7 @@ pub mod check;
 pub mod cognito;
 pub mod conversation;
 pub mod error;
+pub mod import;
 pub mod item_json;
 pub mod lock;
 pub mod patterns;

@@ -294,9 +294,34 @@ pub fn is_forbidden_char(c: char) -> bool {
     c.is_control() && c != '\t'
 }
 
-/// DynamoDB's size of an item: attribute names plus values (strings only, as in this table).
+/// DynamoDB's size of an item, by its rules: each attribute's name (UTF-8 bytes) plus its value.
 pub fn item_size(item: &Item) -> usize {
-    item.iter().map(|(k, v)| k.len() + v.as_s().map(String::len).unwrap_or(0)).sum()
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+/// DynamoDB's size of a value: a string's UTF-8 bytes, a binary's bytes, a number's 1 byte per
+/// two significant digits plus 1, 1 for a boolean or null, a set the sum of its elements, a list
+/// or map 3 bytes plus 1 per element and the elements (a map's names included).
+pub fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number_size(n),
+        AttributeValue::B(b) => b.as_ref().len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(v) => v.iter().map(String::len).sum(),
+        AttributeValue::Ns(v) => v.iter().map(|n| number_size(n)).sum(),
+        AttributeValue::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
+        AttributeValue::L(v) => 3 + v.iter().map(|e| 1 + value_size(e)).sum::<usize>(),
+        AttributeValue::M(m) => 3 + m.iter().map(|(k, e)| 1 + k.len() + value_size(e)).sum::<usize>(),
+        _ => 0,
+    }
+}
+
+fn number_size(n: &str) -> usize {
+    let mantissa = n.split(['e', 'E']).next().unwrap_or("");
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    significant.div_ceil(2) + 1
 }
 
 /// The primary key of an item, for deletes.

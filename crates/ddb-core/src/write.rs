@@ -94,8 +94,10 @@ pub async fn write_fenced(
         .await
 }
 
-/// One batch until every request of it is written.
-async fn write_batch(
+/// One batch (at most [`BATCH_SIZE`] requests, no two of one key) until every request of it is
+/// written; returns how many. `progress` is told of each item written, and says how far a run got
+/// when it gives up. Each call, retries included, passes `fence` first when there is one.
+pub async fn write_batch(
     ddb: &Ddb,
     batch: Vec<WriteRequest>,
     opts: WriteOptions,

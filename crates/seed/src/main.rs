@@ -4,9 +4,9 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use ddb_cli::{self as cli, outln, Bar, DdbArgs, PgArgs};
+use ddb_cli::{self as cli, outln, Bar, DdbArgs, PgArgs, WriteArgs};
 use ddb_core::seed::{self, SeedRequest};
-use ddb_core::{records, table, write::WriteOptions};
+use ddb_core::{records, table};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,15 +29,8 @@ struct Args {
     /// Spread the messages over this many conversations between the two users
     #[arg(long, value_name = "G", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     groups: u64,
-    /// BatchWriteItem calls in flight
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
-    concurrency: u64,
-    /// No progress bar
-    #[arg(long, short)]
-    quiet: bool,
-    /// Print the run's figures as one JSON object instead of the summary line
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    write: WriteArgs,
     /// With prod: replace an earlier seed without asking
     #[arg(long, short = 'y')]
     yes: bool,
@@ -52,25 +45,24 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    cli::run(2, |Args { conversation, speaker, messages, groups, concurrency, quiet, json, yes, pg, now, ddb }: Args| async move {
+    cli::run(2, |Args { conversation, speaker, messages, groups, write, yes, pg, now, ddb }: Args| async move {
         let request = SeedRequest { conversation, speakers: speaker, messages, groups, now };
         let plan = request.plan(&pg.connection_url).await?;
         let ddb = ddb.connect().await?;
         table::describe(&ddb).await?;
-        let bar = Bar::new(plan.total_items(), quiet);
+        let bar = Bar::new(plan.total_items(), write.quiet);
         // Replacing an earlier seed in AWS deletes rows: ask first.
         let ask = ddb.target.is_aws() && !yes;
         let prompt = |n| format!("This deletes {n} rows of an earlier seed from {} in AWS. Type yes to go on: ", ddb.table);
         let approve = |n: u64| !ask || bar.suspend(|| cli::confirm(&prompt(n), "yes")).unwrap_or(false);
-        let opts = WriteOptions { concurrency: concurrency as usize, ..WriteOptions::default() };
         // Ctrl-C or SIGTERM stops the run cleanly: the lock is given back, the error says how far
         // it got, and the exit code is 130.
-        let result = seed::run_until(&ddb, &plan, opts, &bar, &approve, cli::shutdown_signal()).await;
+        let result = seed::run_until(&ddb, &plan, write.options(), &bar, &approve, cli::shutdown_signal()).await;
         bar.clear();
         let report = result?;
         // The seed is written by now: a report that cannot be printed says so.
         let done = || format!("the seed of table {} is done ({} items written)", ddb.table, report.written);
-        if json {
+        if write.json {
             return cli::print_json_line(&report.figures(&plan, &ddb)).with_context(done);
         }
         outln!("{}", cli::escape(&report.summary(&plan, &ddb))).with_context(done)?;

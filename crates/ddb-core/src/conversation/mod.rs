@@ -4,8 +4,9 @@
 //! A conversation `G` between two users has its messages in partition `MSG#G` and one group row
 //! per member, `GRP#{member}` with `sk` = the time of the newest message (found through
 //! `message-group-sk-index`). Several writers change group rows: pattern D creates them, pattern
-//! E moves them onto a new message, the seed replaces them, `check --repair` mends them; each
-//! builds a list of [`Change`]s and hands it to [`apply`], one conditioned TransactWriteItems:
+//! E moves them onto a new message, the seed replaces them, the import restores them, `check
+//! --repair` mends them; each builds a list of [`Change`]s and hands it to [`apply`], one
+//! conditioned TransactWriteItems:
 //!
 //! - a row is deleted only if it is still there, and put only where its key is free (or, to
 //!   overwrite, only where a row is): a writer that read an old state loses the race instead of
@@ -31,9 +32,11 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem};
 use std::future::Future;
 
 mod read;
+mod restore;
 mod settle;
 
 pub use read::{count_partition, group_items, group_rows, is_member, items_of_partition, keys_of_partition, member_row, newest_message, Stored};
+pub use restore::restore;
 pub use settle::{settle, settling, Settled};
 
 /// How many times a write that lost a race (or met a transient error) re-reads and tries again.

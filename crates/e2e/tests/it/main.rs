@@ -11,6 +11,9 @@
 //!   `SCHEDULE_SEED` replays one, `SCHEDULE_ROUNDS` sets how many.
 //! - `tables`: schema-load, list-tables, drop, scan; unreachable endpoints and usage errors.
 //! - `seed`: the course seed, bad inputs, re-runs, crashes and scale mode.
+//! - `import`: bin/ddb/import: scan -> drop -> schema-load -> import -> scan in both formats
+//!   (every attribute type, unicode, an item near 400 KB), bad lines named FILE:LINE with nothing
+//!   written, a stream table with the worker running, prod's confirmation.
 //! - `patterns`: access patterns A-D and their scripts.
 //! - `stream`: pattern E, the handler and the stream worker (which rides out a restart of its server).
 //! - `shards`: the stream shard reader that the worker and bench-tools' stream-lag share.
@@ -53,6 +56,7 @@ mod edges_config;
 mod files;
 mod filter;
 mod handler_properties;
+mod import;
 mod integrity;
 mod lambda;
 mod local_stack;
