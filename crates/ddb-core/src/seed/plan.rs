@@ -3,7 +3,7 @@
 
 use super::file::{Conversation, SpeakerMap};
 use super::{group_uuid, COURSE_CONVERSATION, COURSE_SPEAKERS, FILLER_MESSAGE, MAX_GROUPS};
-use crate::error::{input, quoted, Error, Result};
+use crate::error::{input, Error, Result};
 use crate::records::{format_ts, item_size, MessageGroupRow, MessageRow, User, MAX_ITEM_BYTES};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -207,7 +207,7 @@ impl SeedRequest {
                 let line = conv.lines.iter().find(|l| l.handle == h).map_or(0, |l| l.lineno);
                 Error::NotFound(format!(
                     "no user with handle {} in database {} ({}:{line}); add the user, or map the speaker to another handle with --speaker",
-                    quoted(h),
+                    crate::error::quoted(h),
                     db.url(),
                     conv.source
                 ))
