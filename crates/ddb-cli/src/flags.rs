@@ -57,6 +57,7 @@ macro_rules! target_flags {
         }
     };
 }
+#[cfg(feature = "cognito")]
 pub(crate) use target_flags;
 
 target_flags! {
