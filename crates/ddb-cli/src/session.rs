@@ -22,7 +22,7 @@ pub fn confirm(prompt: &str, expected: &str) -> anyhow::Result<bool> {
 /// a terminal is a usage error: nothing would come.
 pub fn import_source(file: Option<&str>) -> anyhow::Result<ddb_core::import::Source> {
     match file {
-        Some(f) if f != "-" => Ok(ddb_core::import::Source::File(PathBuf::from(f))),
+        Some(f) if f != "-" => Ok(ddb_core::import::Source::open(&PathBuf::from(f), &std::env::temp_dir())?),
         _ if std::io::stdin().is_terminal() => Err(crate::run::usage(
             "no FILE, and standard input is a terminal: give a FILE, or pipe items in (./bin/ddb/scan --output dynamodb-json | ./bin/ddb/import -)",
         )),

@@ -85,7 +85,11 @@ pub(crate) fn read_line(line: &[u8], format: ItemFormat) -> std::result::Result<
     match parse::item(line, format) {
         Ok(item) => classify(item),
         Err(e) => match parse::detect(line) {
-            Ok(other) if other != format => Err(format!("{} while the file's first item is {}: {e}", format_name(other), format_name(format))),
+            Ok(other) if other != format => Err(format!(
+                "the line is {}, and the import reads {} (as --format or the file's first item says): {e}",
+                format_name(other),
+                format_name(format)
+            )),
             _ => Err(e),
         },
     }
@@ -214,7 +218,7 @@ mod tests {
             checked("{\"pk\":\"a\",\"sk\":\"b\"}\nnot json\n{\"pk\":{\"S\":\"a\"},\"sk\":{\"S\":\"b\"}}\n{\"pk\":\"MSG#x\",\"sk\":\"b\"}\n").unwrap();
         assert_eq!(c.bad_lines, 3);
         assert!(c.bad[0].starts_with("-:2: not JSON"), "{:?}", c.bad);
-        assert!(c.bad[1].starts_with("-:3: DynamoDB JSON (--format dynamodb-json) while the file's first item is plain JSON"), "{:?}", c.bad);
+        assert!(c.bad[1].starts_with("-:3: the line is DynamoDB JSON (--format dynamodb-json), and the import reads plain JSON"), "{:?}", c.bad);
         assert!(c.bad[2].contains("-:4: a message row that pattern A could not read"), "{:?}", c.bad);
         assert!(c.refusal().unwrap().to_string().contains("3 bad line(s) in -; nothing was written"));
         assert!(checked("\n\n").unwrap_err().to_string().contains("holds no item"));

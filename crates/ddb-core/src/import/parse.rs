@@ -4,7 +4,7 @@
 
 use crate::item_json::ItemFormat;
 use crate::records::{item_size, Item, MAX_ITEM_BYTES};
-use crate::table::{PK, SK};
+use crate::table::{GSI_NAME, GSI_PK, PK, SK};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value};
@@ -66,9 +66,10 @@ pub fn item(line: &[u8], format: ItemFormat) -> Result<Item, String> {
                 ItemFormat::DynamodbJson => typed(v, 0),
                 ItemFormat::Json => plain(v, 0),
             };
-            value.map(|value| (name.clone(), value)).map_err(|e| format!("attribute {}: {e}", crate::error::quoted(&name)))
+            let value = value.map_err(|e| format!("attribute {}: {e}", crate::error::quoted(&name)))?;
+            Ok((self::name(name)?, value))
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, String>>()?;
     check_keys(&item, format)?;
     let size = item_size(&item);
     if size > MAX_ITEM_BYTES {
@@ -77,7 +78,12 @@ pub fn item(line: &[u8], format: ItemFormat) -> Result<Item, String> {
     Ok(item)
 }
 
+/// The table's keys and the index's: strings, not empty, within DynamoDB's sizes; what DynamoDB
+/// would refuse only while the import writes (the rest of the file already in) is refused here.
 fn check_keys(item: &Item, format: ItemFormat) -> Result<(), String> {
+    if item.get(GSI_PK).is_some_and(|v| !v.as_s().is_ok_and(|s| !s.is_empty())) {
+        return Err(format!("{GSI_PK} is the key of the index {GSI_NAME}: when there, it is a string that is not empty"));
+    }
     for (key, max) in [(PK, MAX_PK_BYTES), (SK, MAX_SK_BYTES)] {
         match &item[key] {
             AttributeValue::S(s) if s.is_empty() => return Err(format!("{key} is empty")),
@@ -109,9 +115,15 @@ fn plain(v: Value, depth: usize) -> Result<AttributeValue, String> {
     })
 }
 
+/// DynamoDB's limit on an attribute name.
+const MAX_NAME_BYTES: usize = 65_535;
+
 fn name(k: String) -> Result<String, String> {
     if k.is_empty() {
         return Err("an attribute name is empty".into());
+    }
+    if k.len() > MAX_NAME_BYTES {
+        return Err(format!("an attribute name is {} bytes, over DynamoDB's {MAX_NAME_BYTES}", k.len()));
     }
     Ok(k)
 }
@@ -140,7 +152,7 @@ fn typed(v: Value, depth: usize) -> Result<AttributeValue, String> {
         ("NULL", Value::Bool(true)) => AttributeValue::Null(true),
         ("NULL", v) => return Err(format!("NULL takes true, not {v}")),
         ("SS", Value::Array(a)) => AttributeValue::Ss(set(a, &tag, |s| Ok(s.to_string()))?),
-        ("NS", Value::Array(a)) => AttributeValue::Ns(set(a, &tag, number)?),
+        ("NS", Value::Array(a)) => AttributeValue::Ns(distinct_numbers(set(a, &tag, number)?)?),
         ("BS", Value::Array(a)) => AttributeValue::Bs(set(a, &tag, binary)?),
         ("L", Value::Array(a)) => AttributeValue::L(a.into_iter().map(|e| typed(e, depth + 1)).collect::<Result<_, _>>()?),
         ("M", Value::Object(m)) => AttributeValue::M(
@@ -173,6 +185,33 @@ fn set<T>(a: Vec<Value>, tag: &str, read: impl Fn(&str) -> Result<T, String>) ->
             read(s)
         })
         .collect()
+}
+
+/// A number set whose elements are distinct as numbers, not only as text (`1` and `1.0` are one
+/// number to DynamoDB, which refuses such a set).
+fn distinct_numbers(ns: Vec<String>) -> Result<Vec<String>, String> {
+    let mut seen = HashSet::new();
+    for n in &ns {
+        if !seen.insert(canonical(n)) {
+            return Err(format!("NS holds the number {} twice (written otherwise); a set's elements are unique", crate::error::quoted(n)));
+        }
+    }
+    Ok(ns)
+}
+
+/// A number (already checked by [`number`]) as sign, significant digits and magnitude.
+fn canonical(n: &str) -> String {
+    let (sign, body) = n.strip_prefix('-').map_or(("", n), |b| ("-", b));
+    let (mantissa, exp) = body.split_once(['e', 'E']).unwrap_or((body, "0"));
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all = format!("{int}{frac}");
+    let lead = all.trim_start_matches('0');
+    let significant = lead.trim_end_matches('0');
+    if significant.is_empty() {
+        return "0".into();
+    }
+    let magnitude = exp.parse::<i64>().unwrap_or(0) + lead.len() as i64 - 1 - frac.len() as i64;
+    format!("{sign}{significant}E{magnitude}")
 }
 
 fn binary(b: &str) -> Result<Blob, String> {
@@ -237,6 +276,11 @@ mod tests {
             (r#"{"pk":{"S":"a"},"sk":{"S":"b"},"x":{"Q":"1"}}"#, "unknown type tag \"Q\""),
             (r#"{"pk":{"S":"a"},"sk":{"S":"b"},"x":{"SS":[]}}"#, "no empty sets"),
             (r#"{"pk":{"S":"a"},"sk":{"S":"b"},"x":{"SS":["a","a"]}}"#, "twice"),
+            (r#"{"pk":{"S":"a"},"sk":{"S":"b"},"x":{"NS":["1","1.0"]}}"#, "NS holds the number \"1.0\" twice"),
+            (r#"{"pk":{"S":"a"},"sk":{"S":"b"},"x":{"NS":["-0.5","-5E-1"]}}"#, "twice"),
+            (r#"{"pk":{"S":"a"},"sk":{"S":"b"},"":{"S":"x"}}"#, "an attribute name is empty"),
+            (r#"{"pk":{"S":"a"},"sk":{"S":"b"},"message_group_uuid":{"N":"5"}}"#, "key of the index"),
+            (r#"{"pk":{"S":"a"},"sk":{"S":"b"},"message_group_uuid":{"S":""}}"#, "key of the index"),
             (r#"{"pk":{"S":"a"},"sk":{"S":"b"},"x":{"B":"!!"}}"#, "not base64"),
             (r#"{"pk":{"S":"a"},"sk":{"S":"b"},"x":{"N":"1x"}}"#, "not a DynamoDB number"),
             (r#"{"pk":{"S":"a"},"sk":{"S":"b"},"x":{"NULL":false}}"#, "NULL takes true"),

@@ -31,6 +31,24 @@ impl Source {
         }
     }
 
+    /// The source at `path`: a regular file is read in place (twice); a pipe or FIFO
+    /// (`<(...)`, `/dev/stdin`), which can be read only once, is spooled as standard input is;
+    /// a directory or a device (`/dev/zero`, which never ends) is refused.
+    pub fn open(path: &Path, spool_dir: &Path) -> Result<Source> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        let kind = meta.file_type();
+        if kind.is_file() {
+            return Ok(Source::File(path.to_path_buf()));
+        }
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() || kind.is_socket() {
+            let mut f = File::open(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+            return Source::spool(&mut f, spool_dir);
+        }
+        let what = if kind.is_dir() { "a directory" } else { "a device" };
+        Err(input(format!("{} is {what}, not a file of items: give the file that scan wrote, or - for standard input", path.display())))
+    }
+
     /// Copies `reader` (standard input) into a temporary file of [`MAX_SPOOL_BYTES`] at most, in
     /// `dir` (the system's temporary directory), unlinked at once: nothing is left behind
     /// however the run ends.

@@ -258,3 +258,33 @@ fn into_aws_it_asks_first_and_without_a_terminal_writes_nothing() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(t.count(), 1);
 }
+
+/// A source that can be read only once (a pipe as `/dev/stdin` or `<(...)`, a FIFO) is spooled
+/// as standard input is, then checked and written; before, it was read twice and the second
+/// read found nothing ("imported 0 items", exit 0), and a FIFO hung on its second open. A device
+/// (`/dev/zero`, which never ends) and a directory are refused at once.
+#[test]
+fn sources_read_once_are_spooled_and_devices_refused() {
+    let t = TestTable::create(DynamoLocal::shared(), "importonce");
+    let dir = TempDir::new("importonce");
+    let lines: String = (1..=3).map(|i| format!("{{\"pk\":{{\"S\":\"X#{i}\"}},\"sk\":{{\"S\":\"a\"}}}}\n")).collect();
+    let out = import(&t, &["/dev/stdin"], Some(lines.as_bytes()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(t.count(), 3, "a pipe named /dev/stdin: {}", stdout(&out));
+    let fifo = dir.join("items.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let writer = {
+        let (fifo, lines) = (fifo.clone(), lines.replace("X#", "Y#"));
+        std::thread::spawn(move || std::fs::write(&fifo, lines).unwrap())
+    };
+    let out = run_watched(t.cmd("import").arg(&fifo).arg("--quiet").stdin(Stdio::null()), std::time::Duration::from_secs(120));
+    writer.join().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(t.count(), 6, "a FIFO: {}", stdout(&out));
+    for (path, what) in [("/dev/zero", "is a device, not a file of items"), (dir.path().to_str().unwrap(), "is a directory, not a file of items")] {
+        let out = run_watched(t.cmd("import").arg(path).stdin(Stdio::null()), std::time::Duration::from_secs(60));
+        assert_eq!(out.status.code(), Some(1), "{path}: {}", stderr(&out));
+        assert!(stderr(&out).contains(what), "{path}: {}", stderr(&out));
+    }
+    assert_eq!(t.count(), 6);
+}
