@@ -22,6 +22,20 @@ pub struct CallContext<'a> {
     pub patience: crate::target::Patience,
 }
 
+/// The answer to a conditional write: true when it was made, false when its condition failed
+/// (another writer came first), and any other failure as an [`Error`] of `ctx`.
+pub(crate) fn conditioned<T, E, R>(res: Result<T, SdkError<E, R>>, ctx: &CallContext<'_>) -> crate::error::Result<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match res {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(Error::from_sdk(e, ctx)),
+    }
+}
+
 /// What DynamoDB says when an item or a key does not fit the table's keys or indexes: the table
 /// is not shaped as ours (another table of the same name, made by hand or by an older script).
 const SHAPE_MESSAGES: [&str; 6] =

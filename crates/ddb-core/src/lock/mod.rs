@@ -34,6 +34,7 @@
 //! `expires_at` (the holder's clock plus the ttl) and `since` stay in the item for people reading
 //! it; nothing decides on them. The seed's ttl is 30 s.
 
+use crate::call::conditioned;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::records::{format_ts, now, Item};
@@ -265,11 +266,7 @@ impl Lease {
                 req.condition_expression(c.condition).set_expression_attribute_names(Some(c.names)).set_expression_attribute_values(c.values)
             }
         };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(Error::from_sdk(e, &ddb.ctx("PutItem"))),
-        }
+        conditioned(req.send().await, &ddb.ctx("PutItem"))
     }
 
     /// Watches `seen` until it changes or stays the same for a whole lease of its holder,
@@ -378,11 +375,7 @@ impl Lease {
             .expression_attribute_values(":me", AttributeValue::S(token.to_string()))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(Error::from_sdk(e, &ddb.ctx("UpdateItem"))),
-        }
+        conditioned(res, &ddb.ctx("UpdateItem"))
     }
 
     fn lost(&self, ddb: &Ddb) -> Error {

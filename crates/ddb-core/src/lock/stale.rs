@@ -3,7 +3,7 @@
 //! taken meanwhile has another version and is kept.
 
 use super::{AsRead, Holder, Seen};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::records::{key_of, now, parse_ts, Item};
 use crate::Ddb;
 use std::time::Duration;
@@ -57,11 +57,7 @@ pub async fn remove_as_read(ddb: &Ddb, item: &Item) -> Result<bool> {
         .set_expression_attribute_values(c.values)
         .send()
         .await;
-    match res {
-        Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-        Err(e) => Err(Error::from_sdk(e, &ddb.ctx("DeleteItem"))),
-    }
+    crate::call::conditioned(res, &ddb.ctx("DeleteItem"))
 }
 
 #[cfg(test)]
